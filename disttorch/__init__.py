@@ -1,0 +1,185 @@
+"""disttorch: a PyTorch-shaped deep-learning framework on numpy/cupy with ZeroMQ data parallelism.
+
+`import disttorch as torch` and ordinary PyTorch code runs.
+"""
+import importlib as _importlib
+
+from .core import creation as _creation
+from .core import random as _random
+from .core.creation import (  # noqa: F401
+    arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full, full_like, linspace, multinomial,
+    normal, ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
+    zeros_like,
+)
+from .core.device import device  # noqa: F401
+from .core.dtype import (  # noqa: F401
+    bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+    set_default_dtype, uint8,
+)
+from .core.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .core.ops.elementwise import (  # noqa: F401
+    abs, add, clamp, cos, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh,
+    where,
+)
+from .core.ops.indexing import gather, index_select, masked_fill, scatter_add  # noqa: F401
+from .core.ops.linalg import bmm, dot, matmul, mm  # noqa: F401
+from .core.ops.reduction import (  # noqa: F401
+    amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean, min, norm, prod, softmax, std, sum,
+    var,
+)
+from .core.ops.shape import (  # noqa: F401
+    cat, chunk, flatten, flip, permute, reshape, split, squeeze, stack, transpose, unbind, unsqueeze,
+)
+from .core.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
+from .core.tensor import Size, Tensor  # noqa: F401
+
+float = float32
+double = float64
+half = float16
+long = int64
+int = int32
+short = int16
+
+clip = clamp
+concat = concatenate = cat
+multiply = mul
+subtract = sub
+divide = true_divide = div
+negative = neg
+absolute = abs
+default_generator = _random.default_generator
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx",
+               "quantization", "backends", "testing", "multiprocessing"}
+
+
+def __getattr__(name):
+    # Subpackages load on first use, so `import disttorch` stays quick for launcher workers.
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    if name in ("save", "load"):
+        return getattr(_importlib.import_module(f"{__name__}.serialization"), name)
+    raise AttributeError(f"module 'disttorch' has no attribute '{name}'")
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
+
+
+def clone(input):
+    return input.clone()
+
+
+def t(input):
+    return input.t()
+
+
+def square(input):
+    return input * input
+
+
+def rsqrt(input):
+    return input.rsqrt()
+
+
+def isnan(input):
+    return input.isnan()
+
+
+def isinf(input):
+    return input.isinf()
+
+
+def isfinite(input):
+    return input.isfinite()
+
+
+def all(input, dim=None, keepdim=False):
+    return input.all(dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):
+    return input.any(dim, keepdim)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return input.allclose(other, rtol, atol, equal_nan)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return input.isclose(other, rtol, atol, equal_nan)
+
+
+def equal(input, other):
+    return input.equal(other)
+
+
+def eq(input, other):
+    return input == other
+
+
+def ne(input, other):
+    return input != other
+
+
+def gt(input, other):
+    return input > other
+
+
+def lt(input, other):
+    return input < other
+
+
+def ge(input, other):
+    return input >= other
+
+
+def le(input, other):
+    return input <= other
+
+
+def sign(input):
+    return input.sign()
+
+
+def floor(input):
+    return input.floor()
+
+
+def round(input, decimals=0):
+    return input.round(decimals)
+
+
+def nonzero(input, as_tuple=False):
+    return input.nonzero(as_tuple)
+
+
+def expand_copy(input, *sizes):
+    return input.expand(*sizes).clone()
+
+
+def repeat_interleave(input, repeats, dim=None):
+    import numpy as _np
+    reps = repeats._data if isinstance(repeats, Tensor) else repeats
+    return Tensor._wrap(_np.repeat(input._data, reps, axis=dim))
+
+
+def one_hot(tensor, num_classes=-1):
+    from .core.ops.indexing import one_hot as _one_hot
+    return _one_hot(tensor, num_classes)
+
+
+def set_num_threads(n):
+    """Accepted for compatibility; BLAS threads follow OMP_NUM_THREADS, which the launcher sets."""
+
+
+def get_num_threads():
+    import builtins
+    import os
+    return builtins.int(os.environ.get("OMP_NUM_THREADS", "1"))

@@ -1,0 +1,348 @@
+"""Point-to-point ZeroMQ transport between the ranks of one job.
+
+Topology: every rank binds one ROUTER (ipc:// for peers on the same host, tcp://
+on port 0 for the rest) and publishes its real addresses in the store; it then
+connects one DEALER to every peer. Data to rank ``j`` leaves through the DEALER
+connected to ``j``; everything addressed to this rank arrives on its ROUTER and is
+sorted into per-(source, group) queues.
+
+The first message on each DEALER connection is HELLO, an HMAC over the peer's
+publish token and a fresh nonce. The ROUTER only accepts messages from
+connections that said a valid HELLO, so strangers are ignored.
+
+Messages are ``[header, payload?]``. The header is msgpack and identical on
+every rank for a given collective (kind, group, sequence number, op, dtype,
+element count, reduce op), so a plain bytes comparison checks that the ranks
+agree; only on a mismatch is it decoded into an error message.
+
+Failure detection: a socket monitor on each DEALER reports when a peer's
+process disappears (ZMTP heartbeats catch silent hosts); a rank waiting in a
+collective whose group lost a member raises RankFailure. On a timeout the
+waiting rank asks its group who has reached this collective, names the ranks
+that have not, and tells everyone to abort so no rank hangs.
+"""
+import os
+import socket as pysocket
+import tempfile
+import time
+from collections import defaultdict, deque
+
+import msgpack
+import numpy as np
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import auth
+from .errors import CollectiveMismatch, CollectiveTimeout, DistBackendError, RankFailure
+
+DATA, HELLO, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(6)
+P2P_GROUP = -1
+MAX_MESSAGE_BYTES = (16 << 20) + 4096
+_HELLO_PURPOSE = b"disttorch-hello"
+_POLL_MS = 100
+_DEATH_GRACE_S = 0.3
+_STATUS_WAIT_S = 1.0
+_BYE_FLUSH_S = 2.0
+_ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
+
+
+def describe(fields):
+    """Human form of a DATA header: ``all_reduce(float32, numel=10, op=sum) #3``."""
+    _, _, seq, op, dtype, count, reduce_op = fields
+    parts = [np.dtype(dtype).name, f"numel={count}"] + ([f"op={reduce_op}"] if reduce_op else [])
+    return f"{op}({', '.join(parts)}) #{seq}"
+
+
+class OpContext:
+    """What a running collective needs for waits and error messages."""
+
+    def __init__(self, group_id, members, seq, op, timeout):
+        self.group_id = group_id
+        self.members = members
+        self.seq = seq
+        self.op = op
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def name(self):
+        return f"{self.op} #{self.seq} of group {self.group_id}"
+
+
+def _local_ip_towards(host):
+    """The address of the interface this host uses to reach ``host``."""
+    probe = pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM)
+    try:
+        probe.connect((host, 9))
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+class Transport:
+    def __init__(self, store, rank, world_size, master_addr, prefix, secret):
+        self.rank = rank
+        self.world_size = world_size
+        self._secret = secret
+        self._context = zmq.Context()
+        self._token = auth.new_nonce()
+        self._router = self._context.socket(zmq.ROUTER)
+        for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
+                              (zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000)):
+            self._router.setsockopt(option, value)
+        self._ipc_path = os.path.join(
+            tempfile.gettempdir(), f"disttorch-{os.getpid()}-{self._token.hex()[:12]}.sock")
+        self._router.bind(f"ipc://{self._ipc_path}")
+        self._router.bind(f"tcp://{_local_ip_towards(master_addr)}:0")
+        tcp_endpoint = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._identities = {}
+        self._used_nonces = set()
+        self._stash = defaultdict(deque)
+        self._aborts = {}
+        self._dead = {}
+        self._left = set()
+        self._status = {}
+        self.progress = {}
+        self._dealers = {}
+        self._monitors = {}
+        store.set(f"{prefix}/peer/{rank}", msgpack.packb(
+            {"host": pysocket.gethostname(), "ipc": f"ipc://{self._ipc_path}",
+             "tcp": tcp_endpoint, "token": self._token}))
+        for peer in range(world_size):
+            if peer != rank:
+                self._connect(peer, msgpack.unpackb(store.get(f"{prefix}/peer/{peer}")))
+
+    def _connect(self, peer, info):
+        dealer = self._context.socket(zmq.DEALER)
+        for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.HEARTBEAT_IVL, 1000),
+                              (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
+            dealer.setsockopt(option, value)
+        self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        same_host = info["host"] == pysocket.gethostname()
+        force_tcp = os.environ.get("DISTTORCH_TRANSPORT", "") == "tcp"
+        dealer.connect(info["ipc"] if same_host and not force_tcp else info["tcp"])
+        nonce = auth.new_nonce()
+        mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
+        dealer.send(msgpack.packb([HELLO, self.rank, nonce, mac]))
+        self._dealers[peer] = dealer
+
+    # ---------------------------------------------------------------- sending
+    def send(self, dst, header, payload=None, track=False):
+        """Queue ``[header, payload]`` for ``dst``; returns a MessageTracker when tracked.
+
+        ``track=True`` sends ``payload`` zero-copy: the caller must not touch the
+        buffer until the tracker is done. A ``zmq.Frame`` is forwarded without copying.
+        """
+        dealer = self._dealers[dst]
+        try:
+            if payload is None:
+                dealer.send(header, zmq.NOBLOCK)
+                return None
+            dealer.send(header, zmq.NOBLOCK | zmq.SNDMORE)
+            if isinstance(payload, zmq.Frame):
+                dealer.send(payload, zmq.NOBLOCK, copy=False)
+                return None
+            return dealer.send(payload, zmq.NOBLOCK, copy=not track, track=track)
+        except zmq.Again as error:
+            raise RankFailure(f"rank {self.rank} cannot send to rank {dst}: its connection is "
+                              "gone (the process likely died)", dst) from error
+
+    def wait_sent(self, trackers, ctx):
+        """Block until ZeroMQ released every tracked buffer, so callers may reuse them."""
+        for tracker in trackers:
+            while not tracker.done:
+                try:
+                    tracker.wait(_POLL_MS / 1000)
+                except zmq.NotDone:
+                    self._pump(0)
+                    self._check(ctx, None)
+
+    # -------------------------------------------------------------- receiving
+    def recv(self, src, header, ctx):
+        """Next payload from ``src`` for this collective; raises on any header mismatch."""
+        queue = self._stash[(src, ctx.group_id)]
+        while not queue:
+            self._wait_for_message(src, ctx)
+        got_header, fields, payload = queue.popleft()
+        if got_header != header:
+            raise self._mismatch(src, msgpack.unpackb(header), fields, ctx)
+        return payload
+
+    def recv_p2p(self, src, tag, ctx):
+        """Next point-to-point message with ``tag`` from ``src`` (None: any source)."""
+        while True:
+            found = self._find_p2p(src, tag)
+            if found is not None:
+                return found
+            self._wait_for_message(src, ctx)
+
+    def _find_p2p(self, src, tag):
+        sources = range(self.world_size) if src is None else (src,)
+        for peer in sources:
+            queue = self._stash.get((peer, P2P_GROUP))
+            for index, (_, fields, payload) in enumerate(queue or ()):
+                if fields[2] == tag:
+                    del queue[index]
+                    return peer, fields, payload
+        return None
+
+    def _wait_for_message(self, src, ctx):
+        if self._receive_one(zmq.NOBLOCK):
+            return
+        self._check(ctx, src)
+        timeout_ms = _POLL_MS
+        if ctx.deadline is not None:
+            timeout_ms = max(0, min(timeout_ms, int((ctx.deadline - time.monotonic()) * 1000) + 1))
+        if self._router.poll(timeout_ms):
+            self._receive_one(zmq.NOBLOCK)
+
+    def _pump(self, timeout_ms):
+        if self._router.poll(timeout_ms):
+            while self._receive_one(zmq.NOBLOCK):
+                pass
+
+    def _receive_one(self, flags):
+        router = self._router
+        try:
+            identity = router.recv(flags)
+        except zmq.Again:
+            return False
+        header = router.recv() if router.getsockopt(zmq.RCVMORE) else None
+        payload = router.recv(copy=False) if router.getsockopt(zmq.RCVMORE) else None
+        extra = router.getsockopt(zmq.RCVMORE)
+        while router.getsockopt(zmq.RCVMORE):
+            router.recv()
+        src = self._identities.get(identity)
+        if src is None:
+            self._accept_hello(identity, header)
+        elif header is not None and not extra:
+            self._route(src, header, payload)
+        return True
+
+    def _accept_hello(self, identity, header):
+        """Register a connection that proves it knows the job secret; drop anything else."""
+        try:
+            kind, rank, nonce, mac = msgpack.unpackb(header)
+            valid = (kind == HELLO and isinstance(rank, int) and 0 <= rank < self.world_size
+                     and rank != self.rank and isinstance(nonce, bytes)
+                     and nonce not in self._used_nonces
+                     and auth.verify(self._secret, mac, _HELLO_PURPOSE, self._token,
+                                     str(rank).encode(), nonce))
+        except (TypeError, ValueError, msgpack.UnpackException):
+            valid = False
+        if valid:
+            self._used_nonces.add(nonce)
+            self._identities[identity] = rank
+
+    def _route(self, src, header, payload):
+        fields = msgpack.unpackb(header)
+        kind = fields[0]
+        if kind == DATA:
+            self._stash[(src, fields[1])].append((header, fields, payload))
+        elif kind == ABORT:
+            self._aborts.setdefault(fields[1], (src, *fields[2:]))
+        elif kind == STATUS_QUERY:
+            seq, op, active = self.progress.get(fields[1], (0, "", False))
+            self.send(src, msgpack.packb([STATUS_REPLY, fields[1], seq, op, active]))
+        elif kind == STATUS_REPLY:
+            self._status[(fields[1], src)] = fields[2:]
+        elif kind == BYE:
+            self._left.add(src)
+
+    # ------------------------------------------------------------ health checks
+    def _check(self, ctx, waiting_on):
+        """Raise if the collective in ``ctx`` can no longer complete."""
+        self._poll_monitors()
+        if ctx.group_id in self._aborts:
+            src, seq, class_name, message, failed_rank = self._aborts[ctx.group_id]
+            text = f"rank {src} aborted {ctx.name()} on rank {self.rank}: {message}"
+            if class_name == "RankFailure":
+                raise RankFailure(text, failed_rank)
+            raise _ERRORS.get(class_name, DistBackendError)(text)
+        if waiting_on is not None and waiting_on in self._left:
+            raise self.abort(ctx, RankFailure(
+                f"rank {waiting_on} left the job (destroy_process_group or exit) before sending "
+                f"its part of {ctx.name()}; rank {self.rank} cannot finish it", waiting_on))
+        now = time.monotonic()
+        for peer in ctx.members:
+            died = self._dead.get(peer)
+            if died is not None and peer not in self._left and now - died > _DEATH_GRACE_S:
+                raise self.abort(ctx, RankFailure(
+                    f"rank {peer} failed (its process is gone) during {ctx.name()}; rank "
+                    f"{self.rank} cannot finish it. Check rank {peer}'s log for the cause", peer))
+        if ctx.deadline is not None and now >= ctx.deadline:
+            raise self.abort(ctx, self._timeout_error(ctx))
+
+    def _poll_monitors(self):
+        for peer, monitor in self._monitors.items():
+            while monitor.poll(0):
+                event = recv_monitor_message(monitor)
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._dead.setdefault(peer, time.monotonic())
+
+    def _timeout_error(self, ctx):
+        peers = [peer for peer in ctx.members if peer != self.rank and peer not in self._dead]
+        for peer in peers:
+            self._status.pop((ctx.group_id, peer), None)
+            self.send(peer, msgpack.packb([STATUS_QUERY, ctx.group_id]))
+        deadline = time.monotonic() + _STATUS_WAIT_S
+        while time.monotonic() < deadline and any(
+                (ctx.group_id, peer) not in self._status for peer in peers):
+            self._pump(20)
+        missing = []
+        for peer in ctx.members:
+            status = self._status.get((ctx.group_id, peer))
+            if peer == self.rank or (status is not None and status[0] >= ctx.seq):
+                continue
+            where = "no reply" if status is None else f"last entered {status[1] or 'nothing'} #{status[0]}"
+            missing.append(f"{peer} ({where})")
+        return CollectiveTimeout(
+            f"{ctx.name()} timed out after {ctx.timeout:.1f}s on rank {self.rank}; ranks still "
+            f"missing: {', '.join(missing) or 'none (a peer is stuck inside the collective)'}. "
+            "A rank is stalled or skipped this collective; raise the timeout in "
+            "init_process_group if it is just slow")
+
+    def _mismatch(self, src, expected, got, ctx):
+        error = CollectiveMismatch(
+            f"collective mismatch in group {ctx.group_id}: rank {self.rank} called "
+            f"{describe(expected)} but rank {src} called {describe(got)}. Every rank of the "
+            "group must call the same collectives in the same order with the same dtype, "
+            "element count and reduce op")
+        return self.abort(ctx, error)
+
+    def abort(self, ctx, error):
+        """Tell the rest of the group to stop waiting, then hand back ``error`` to raise."""
+        failed_rank = getattr(error, "rank", -1)
+        message = msgpack.packb([ABORT, ctx.group_id, ctx.seq, type(error).__name__,
+                                 str(error), failed_rank])
+        for peer in ctx.members:
+            if peer != self.rank and peer not in self._dead and peer not in self._left:
+                self.send(peer, message)
+        self._aborts.setdefault(ctx.group_id, (self.rank, ctx.seq, type(error).__name__,
+                                               str(error), failed_rank))
+        return error
+
+    # --------------------------------------------------------------- shutdown
+    def close(self):
+        """Say goodbye (flushing queued data first), then close every socket at once."""
+        self._poll_monitors()
+        # Padding keeps the message out of ZeroMQ's inline small-message path, so its
+        # tracker really reports when the pipe (and everything queued before it) is sent.
+        bye = msgpack.packb([BYE, self.rank, bytes(64)])
+        trackers = [dealer.send(bye, zmq.NOBLOCK, copy=False, track=True)
+                    for peer, dealer in self._dealers.items() if peer not in self._dead]
+        deadline = time.monotonic() + _BYE_FLUSH_S
+        for tracker in trackers:
+            try:
+                tracker.wait(max(0.0, deadline - time.monotonic()))
+            except zmq.NotDone:
+                pass
+        for peer, dealer in self._dealers.items():
+            dealer.disable_monitor()
+            self._monitors[peer].close()
+            dealer.close()
+        self._router.close()
+        self._context.term()
+        if os.path.exists(self._ipc_path):
+            os.unlink(self._ipc_path)

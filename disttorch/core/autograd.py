@@ -1,0 +1,255 @@
+"""Reverse-mode autograd: Function (op base class and graph node), AccumulateGrad, the backward engine.
+
+Ops work on raw arrays. `Function.apply` does the shared work once: unwrap tensors, decide whether
+to record the graph, wrap the output, and remember the versions of saved arrays so an in-place edit
+between forward and backward is caught.
+"""
+import sys
+
+from . import grad_mode
+
+_UNSHARED_REFS = 3
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they "
+    "have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+Tensor = None  # bound by tensor.py once the class exists (avoids an import cycle)
+
+
+class Function:
+    """Base class of every differentiable op; an instance is both the ctx and the graph node."""
+
+    __slots__ = ("next_functions", "needs_input_grad", "_saved", "_saved_versions", "_freed",
+                 "_pre_hooks", "_retain_targets", "__dict__", "__weakref__")
+
+    def save_for_backward(self, *arrays):
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self):
+        if self._freed:
+            raise RuntimeError(_FREED_MESSAGE)
+        self._check_versions()
+        return self._saved
+
+    def mark_non_differentiable(self, *args):
+        pass
+
+    def name(self):
+        return type(self).__name__ + "Backward0"
+
+    def __repr__(self):
+        return f"<{self.name()} object>"
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = cls.__new__(cls)
+        ctx._saved = ()
+        ctx._freed = False
+        ctx._pre_hooks = None
+        raw = []
+        needs = []
+        record = False
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a._data)
+                r = a.requires_grad
+                needs.append(r)
+                record = record or r
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx.needs_input_grad = needs
+        out = cls.forward(ctx, *raw)
+        if not (record and grad_mode._enabled[0]):
+            if isinstance(out, tuple):
+                return tuple(Tensor._wrap(o) for o in out)
+            return Tensor._wrap(out)
+        result = Tensor._wrap(out)
+        result.requires_grad = True
+        result.grad_fn = ctx
+        ctx.next_functions = tuple(
+            (a.grad_fn or a._accumulator()) if n else None for a, n in zip(args, needs)
+        )
+        if ctx._saved:
+            ctx._record_versions(args, result)
+        return result
+
+    def _record_versions(self, args, result):
+        versions = []
+        for arr in self._saved:
+            if arr is result._data:
+                versions.append((result._vc, result._vc[0], result, 0))
+                continue
+            for a in args:
+                if isinstance(a, Tensor) and a._data is arr:
+                    versions.append((a._vc, a._vc[0], a, None))
+                    break
+        self._saved_versions = versions
+
+    def _check_versions(self):
+        for vc, expected, tensor, output_nr in getattr(self, "_saved_versions", ()):
+            if vc[0] != expected:
+                what = (f"which is output {output_nr} of {self.name()}" if output_nr is not None
+                        else "which is an input of " + self.name())
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [{tensor.dtype} {list(tensor.shape)}], {what}, is at version "
+                    f"{vc[0]}; expected version {expected} instead. Hint: clone the tensor before "
+                    "modifying it in place, or move the in-place edit after backward()."
+                )
+
+    def _run(self, grad, retain_graph):
+        if self._freed:
+            raise RuntimeError(_FREED_MESSAGE)
+        if self._saved:
+            self._check_versions()
+        grads = type(self).backward(self, grad)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if not retain_graph and self._saved:
+            self._saved = ()
+            self._saved_versions = ()
+            self._freed = True
+        return grads
+
+    def register_hook(self, fn):
+        raise NotImplementedError("hooks on graph nodes are not supported; use Tensor.register_hook")
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+
+class AccumulateGrad:
+    """Sink node of a leaf tensor: runs its hooks and adds the incoming gradient into `.grad`."""
+
+    __slots__ = ("variable", "next_functions", "_pre_hooks", "__weakref__")
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.next_functions = ()
+        self._pre_hooks = None
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return "<AccumulateGrad object>"
+
+    def accumulate(self, grad):
+        t = self.variable
+        if grad.dtype != t._data.dtype:
+            grad = grad.astype(t._data.dtype)
+        if t.grad is None:
+            # Adopt the buffer only when nothing else can see it (engine locals + this frame);
+            # otherwise a later in-place accumulation would write through an alias.
+            if sys.getrefcount(grad) > _UNSHARED_REFS or grad.base is not None:
+                grad = grad.copy()
+            t.grad = Tensor._wrap(grad)
+        else:
+            t.grad._data += grad
+        for hook in t._post_acc_hooks or ():
+            hook(t)
+
+
+def _run_pre_hooks(node, grad):
+    """Tensor.register_hook functions and retain_grad targets of the tensor this node produced."""
+    for hook in node._pre_hooks:
+        if hasattr(hook, "retain_into"):
+            hook.retain_into(grad)
+            continue
+        out = hook(Tensor._wrap(grad))
+        if out is not None:
+            grad = out._data
+    return grad
+
+
+class _RetainGrad:
+    __slots__ = ("tensor_ref",)
+
+    def __init__(self, tensor_ref):
+        self.tensor_ref = tensor_ref
+
+    def retain_into(self, grad):
+        t = self.tensor_ref()
+        if t is None:
+            return
+        if t.grad is None:
+            t.grad = Tensor._wrap(grad.copy())
+        else:
+            t.grad._data = t.grad._data + grad
+
+
+def _dependencies(roots):
+    """Count, for each node reachable from the roots, how many edges lead into it (iteratively)."""
+    deps = {}
+    stack = list(roots)
+    seen = set(roots)
+    while stack:
+        node = stack.pop()
+        for nxt in node.next_functions:
+            if nxt is None:
+                continue
+            deps[nxt] = deps.get(nxt, 0) + 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return deps
+
+
+def run_backward(roots, root_grads, retain_graph, capture=None):
+    """Propagate `root_grads` from `roots` (graph nodes) to the leaves.
+
+    With `capture` (a dict node -> None), gradients reaching those nodes are stored there instead of
+    being accumulated into leaves (autograd.grad).
+    """
+    deps = _dependencies(roots)
+    pending = {}
+    ready = []
+    for node, g in zip(roots, root_grads):
+        if node in pending:
+            pending[node] = pending[node] + g
+        else:
+            pending[node] = g
+            if deps.get(node, 0) == 0:
+                ready.append(node)
+    while ready:
+        node = ready.pop()
+        grad = pending.pop(node, None)
+        if grad is not None and node._pre_hooks:
+            grad = _run_pre_hooks(node, grad)
+        if capture is not None:
+            if node in capture:
+                capture[node] = grad
+            if isinstance(node, AccumulateGrad):
+                continue  # autograd.grad never writes into .grad
+        if isinstance(node, AccumulateGrad):
+            if grad is not None:
+                node.accumulate(grad)
+                grad = None
+            continue
+        if grad is None:
+            input_grads = (None,) * len(node.next_functions)
+        else:
+            input_grads = node._run(grad, retain_graph)
+            grad = None
+        for nxt, g in zip(node.next_functions, input_grads):
+            if nxt is None:
+                continue
+            if g is not None:
+                prev = pending.get(nxt)
+                pending[nxt] = g if prev is None else prev + g
+            remaining = deps[nxt] - 1
+            deps[nxt] = remaining
+            if remaining == 0:
+                ready.append(nxt)
+        input_grads = g = None

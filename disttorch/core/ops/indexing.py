@@ -1,0 +1,190 @@
+"""Indexing ops: __getitem__/__setitem__, gather, scatter_add, index_select, masked_fill, one_hot."""
+import numpy as np
+
+from .. import autograd
+from ..autograd import Function
+from ..backend import get_array_module
+from ._util import normalize_dim, sum_to
+
+
+def _is_advanced(index):
+    return any(isinstance(i, (list,)) or hasattr(i, "dtype") for i in index)
+
+
+def convert_index(index):
+    """Turn a user index (ints, slices, None, Ellipsis, tensors, lists) into a NumPy index tuple."""
+    Tensor = autograd.Tensor
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            arr = i._data
+            if arr.dtype.kind not in "biu":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            out.append(arr)
+        elif isinstance(i, (list, tuple)):
+            out.append(np.asarray([j._data if isinstance(j, Tensor) else j for j in i]))
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.meta = (x.shape, x.dtype, index)
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dtype, index = ctx.meta
+        xp = get_array_module(g)
+        grad = xp.zeros(shape, dtype=dtype)
+        if _is_advanced(index):
+            # Repeated indices must add up, which plain assignment would not do.
+            xp.add.at(grad, index, g)
+        else:
+            grad[index] = g
+        return grad, None
+
+
+class IndexPut(Function):
+    """Out-of-place `x[index] = value`; Tensor.__setitem__ writes the result back in place."""
+
+    @staticmethod
+    def forward(ctx, x, index, value):
+        out = x.copy()
+        out[index] = value
+        ctx.meta = (index, getattr(value, "shape", ()))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        index, value_shape = ctx.meta
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = g.copy()
+            gx[index] = 0
+        gv = sum_to(g[index], value_shape) if ctx.needs_input_grad[2] else None
+        return gx, None, gv
+
+
+def _along_axis(index, axis):
+    """Full advanced-index tuple addressing index[i, j, ...] along `axis` and i, j, ... elsewhere."""
+    xp = get_array_module(index)
+    grids = list(xp.indices(index.shape, sparse=True))
+    grids[axis] = index
+    return tuple(grids)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        full = _along_axis(index, axis)
+        ctx.meta = (x.shape, full)
+        return x[full]
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, full = ctx.meta
+        xp = get_array_module(g)
+        grad = xp.zeros(shape, dtype=g.dtype)
+        xp.add.at(grad, full, g)
+        return grad, None, None
+
+
+class ScatterAdd(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index, src):
+        full = _along_axis(index, axis)
+        # Only the leading index.shape block of src takes part, as in PyTorch.
+        region = tuple(slice(0, n) for n in index.shape)
+        ctx.meta = (full, region, src.shape)
+        out = x.copy()
+        get_array_module(x).add.at(out, full, src[region])
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, _, _, need_src = ctx.needs_input_grad
+        full, region, src_shape = ctx.meta
+        gsrc = None
+        if need_src:
+            gsrc = get_array_module(g).zeros(src_shape, dtype=g.dtype)
+            gsrc[region] = g[full]
+        return (g if need_x else None), None, None, gsrc
+
+
+class IndexSelect(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        ctx.meta = (x.shape, axis, index)
+        return get_array_module(x).take(x, index, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis, index = ctx.meta
+        xp = get_array_module(g)
+        grad = xp.zeros(shape, dtype=g.dtype)
+        moved = xp.moveaxis(grad, axis, 0)
+        xp.add.at(moved, index, xp.moveaxis(g, axis, 0))
+        return grad, None, None
+
+
+def _check_index_tensor(op, index, x, axis):
+    Tensor = autograd.Tensor
+    if not isinstance(index, Tensor) or index._data.dtype != np.int64:
+        got = index.dtype if isinstance(index, Tensor) else type(index).__name__
+        raise RuntimeError(f"{op}(): Expected dtype int64 for index, got {got}")
+    if index._data.ndim != x._data.ndim:
+        raise RuntimeError(
+            f"Index tensor must have the same number of dimensions as input tensor "
+            f"({index._data.ndim} vs {x._data.ndim})")
+    for d, (i, s) in enumerate(zip(index._data.shape, x._data.shape)):
+        if d != axis and i > s:
+            raise RuntimeError(
+                f"Size does not match at dimension {d} expected index {list(index.shape)} to be no larger than "
+                f"self {list(x.shape)} apart from dimension {axis}")
+
+
+def gather(x, dim, index):
+    axis = normalize_dim(dim, x._data.ndim)
+    _check_index_tensor("gather", index, x, axis)
+    return Gather.apply(x, axis, index._data)
+
+
+def scatter_add(x, dim, index, src):
+    axis = normalize_dim(dim, x._data.ndim)
+    _check_index_tensor("scatter_add", index, x, axis)
+    return ScatterAdd.apply(x, axis, index._data, src)
+
+
+def index_select(x, dim, index):
+    axis = normalize_dim(dim, x._data.ndim)
+    return IndexSelect.apply(x, axis, index._data)
+
+
+def masked_fill(x, mask, value):
+    from .elementwise import where
+    Tensor = autograd.Tensor
+    if mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
+    if isinstance(value, Tensor):
+        value = value.to(x.dtype)
+    else:
+        value = Tensor._wrap(get_array_module(x._data).asarray(value, dtype=x._data.dtype))
+    return where(mask, value, x)
+
+
+def one_hot(tensor, num_classes=-1):
+    Tensor = autograd.Tensor
+    labels = tensor._data
+    if labels.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes == -1:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise RuntimeError(f"Class values must be smaller than num_classes ({num_classes}) and non-negative.")
+    xp = get_array_module(labels)
+    return Tensor._wrap((labels[..., None] == xp.arange(num_classes)).astype(np.int64))

@@ -1,0 +1,385 @@
+"""Shape and data-movement ops: views, permutations, expand, cat/stack, repeat, pad, flip, devices."""
+import numpy as np
+
+from .. import autograd
+from .. import dtype as dt
+from ..autograd import Function
+from ..backend import get_array_module, to_device_array
+from ._util import normalize_dim, sum_to
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape), None
+
+
+class View(Function):
+    """Like Reshape, but refuses to copy: the result must alias the input's memory."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        try:
+            return get_array_module(x).reshape(x, shape, copy=False)
+        except ValueError:
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (input shape "
+                f"{list(x.shape)}, requested {list(shape)}): at least one dimension spans across two "
+                "contiguous subspaces. Use .reshape(...) instead."
+            ) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape), None
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse), None
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return get_array_module(x).broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.in_shape), None
+
+
+class Contiguous(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return get_array_module(x).ascontiguousarray(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, axis, *xs):
+        ctx.axis = axis
+        ctx.sizes = [x.shape[axis] for x in xs]
+        return get_array_module(xs[0]).concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        bounds = np.cumsum(ctx.sizes)[:-1]
+        parts = get_array_module(g).split(g, bounds, axis=ctx.axis)
+        return (None,) + tuple(p if need else None for p, need in zip(parts, ctx.needs_input_grad[1:]))
+
+
+class Repeat(Function):
+    @staticmethod
+    def forward(ctx, x, reps):
+        lead = len(reps) - x.ndim
+        shaped = x.reshape((1,) * lead + x.shape)
+        ctx.meta = (x.shape, shaped.shape, reps)
+        return get_array_module(x).tile(shaped, reps)
+
+    @staticmethod
+    def backward(ctx, g):
+        in_shape, shaped, reps = ctx.meta
+        # Split each axis into (repeat, size) and sum the repeat axes away.
+        split = []
+        for r, s in zip(reps, shaped):
+            split += [r, s]
+        summed = g.reshape(split).sum(axis=tuple(range(0, 2 * len(reps), 2)))
+        return summed.reshape(in_shape), None
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return get_array_module(x).pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.slices], None, None
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return get_array_module(x).flip(x, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return get_array_module(g).flip(g, axis=ctx.axes), None
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, device):
+        from ..device import CPU, device as make_device
+        from ..backend import array_device_index
+        index = array_device_index(x)
+        ctx.source = CPU if index is None else make_device("cuda", index)
+        return to_device_array(x, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return to_device_array(g, ctx.source), None
+
+
+def _as_view(result, base):
+    """Views share the base's version counter so in-place edits through either are seen."""
+    if result._data.base is not None or result._data is base._data:
+        result._vc = base._vc
+        result._base = base
+    return result
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _infer_shape(x, shape):
+    shape = tuple(int(s) for s in shape)
+    numel = x._data.size
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif int(np.prod(shape)) != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def reshape(x, *shape):
+    return _as_view(Reshape.apply(x, _infer_shape(x, _shape_arg(shape))), x)
+
+
+def view(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], dt.dtype):
+        return _as_view(x._wrap(x._data.view(shape[0].numpy)), x)
+    return _as_view(View.apply(x, _infer_shape(x, _shape_arg(shape))), x)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x._data.ndim
+    if nd == 0:
+        return reshape(x, 1)
+    s = normalize_dim(start_dim, nd)
+    e = normalize_dim(end_dim, nd)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = x._data.shape
+    return reshape(x, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    d = normalize_dim(dim, x._data.ndim)
+    shape = x._data.shape
+    return reshape(x, shape[:d] + tuple(sizes) + shape[d + 1:])
+
+
+def squeeze(x, dim=None):
+    shape = x._data.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {normalize_dim(d, len(shape)) for d in dims}
+        new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
+    return reshape(x, new)
+
+
+def unsqueeze(x, dim):
+    nd = x._data.ndim
+    if not -nd - 1 <= dim <= nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd - 1}, {nd}], but got {dim})")
+    d = dim % (nd + 1)
+    shape = x._data.shape
+    return reshape(x, shape[:d] + (1,) + shape[d:])
+
+
+def permute(x, *dims):
+    dims = _shape_arg(dims)
+    nd = x._data.ndim
+    if len(dims) != nd:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {nd} is not equal to len(dims) = {len(dims)}"
+        )
+    dims = tuple(normalize_dim(d, nd) for d in dims)
+    if len(set(dims)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return _as_view(Permute.apply(x, dims), x)
+
+
+def transpose(x, dim0, dim1):
+    nd = x._data.ndim
+    if nd == 0:
+        return x
+    order = list(range(nd))
+    a, b = normalize_dim(dim0, nd), normalize_dim(dim1, nd)
+    order[a], order[b] = order[b], order[a]
+    return _as_view(Permute.apply(x, tuple(order)), x)
+
+
+def t(x):
+    if x._data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x._data.ndim}D")
+    return transpose(x, 0, 1) if x._data.ndim == 2 else x
+
+
+def expand(x, *sizes):
+    sizes = _shape_arg(sizes)
+    shape = x._data.shape
+    if len(sizes) < len(shape):
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
+            f"dimensions in the tensor ({len(shape)})"
+        )
+    lead = len(sizes) - len(shape)
+    target = tuple(shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    for i, s in enumerate(shape):
+        if s != 1 and s != target[i + lead]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[i + lead]}) must match the existing size ({s}) at "
+                f"non-singleton dimension {i + lead}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(shape)}"
+            )
+    return _as_view(Expand.apply(x, target), x)
+
+
+def expand_as(x, other):
+    return expand(x, other.shape)
+
+
+def contiguous(x):
+    if x._data.flags.c_contiguous:
+        return x
+    return Contiguous.apply(x)
+
+
+def _promote_all(tensors):
+    target = dt.from_numpy(tensors[0]._data.dtype)
+    for t_ in tensors[1:]:
+        target = dt.promote(target, dt.from_numpy(t_._data.dtype))
+    return [t_ if t_._data.dtype == target.numpy else t_.to(target) for t_ in tensors]
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    # PyTorch skips 1-d empty tensors, a legacy allowance that code relies on.
+    tensors = [t_ for t_ in tensors if not (t_._data.ndim == 1 and t_._data.shape[0] == 0)] or tensors[:1]
+    ref = tensors[0]._data
+    if ref.ndim == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    axis = normalize_dim(dim, ref.ndim)
+    for i, t_ in enumerate(tensors[1:], 1):
+        s = t_._data.shape
+        if len(s) != ref.ndim:
+            raise RuntimeError(
+                f"Tensors must have same number of dimensions: got {ref.ndim} and {len(s)}")
+        for d in range(ref.ndim):
+            if d != axis and s[d] != ref.shape[d]:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {axis}. Expected size {ref.shape[d]} "
+                    f"but got size {s[d]} for tensor number {i} in the list."
+                )
+    return Cat.apply(axis, *_promote_all(tensors))
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    first = tensors[0]._data.shape
+    for i, t_ in enumerate(tensors[1:], 1):
+        if t_._data.shape != first:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(first)} at entry 0 and "
+                f"{list(t_._data.shape)} at entry {i}"
+            )
+    nd = len(first) + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {dim})")
+    return cat([unsqueeze(t_, dim % nd) for t_ in tensors], dim % nd)
+
+
+def repeat(x, *reps):
+    reps = _shape_arg(reps)
+    if len(reps) < x._data.ndim:
+        raise RuntimeError(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    return Repeat.apply(x, reps)
+
+
+def pad(x, pad, mode="constant", value=None):
+    if len(pad) % 2 or len(pad) // 2 > x._data.ndim:
+        raise RuntimeError(f"Padding length must be divisible by 2 and at most twice the number of dims; got {len(pad)}")
+    if mode != "constant":
+        raise NotImplementedError(f"pad mode '{mode}' is not supported yet; use mode='constant'")
+    widths = [(0, 0)] * x._data.ndim
+    for i in range(len(pad) // 2):
+        widths[x._data.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if any(lo < 0 or hi < 0 for lo, hi in widths):
+        raise NotImplementedError("negative padding (cropping) is not supported; slice the tensor instead")
+    return Pad.apply(x, tuple(widths), 0 if value is None else value)
+
+
+def flip(x, dims):
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    return Flip.apply(x, tuple(normalize_dim(d, x._data.ndim) for d in dims))
+
+
+def to_device(x, device):
+    return ToDevice.apply(x, device)
+
+
+def chunk(x, chunks, dim=0):
+    axis = normalize_dim(dim, x._data.ndim)
+    size = x._data.shape[axis]
+    step = -(-size // chunks) if size else 1
+    return split(x, step, axis)
+
+
+def split(x, split_size_or_sections, dim=0):
+    axis = normalize_dim(dim, x._data.ndim)
+    size = x._data.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        bounds = [(s, min(s + step, size)) for s in range(0, size, step)] or [(0, 0)]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at "
+                f"dimension {axis}), but got split_sizes={sections}")
+        starts = np.cumsum([0] + sections[:-1])
+        bounds = [(int(s), int(s) + n) for s, n in zip(starts, sections)]
+    prefix = (slice(None),) * axis
+    return tuple(x[prefix + (slice(lo, hi),)] for lo, hi in bounds)
+
+
+def unbind(x, dim=0):
+    axis = normalize_dim(dim, x._data.ndim)
+    prefix = (slice(None),) * axis
+    return tuple(x[prefix + (i,)] for i in range(x._data.shape[axis]))

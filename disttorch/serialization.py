@@ -1,0 +1,343 @@
+"""disttorch.save / disttorch.load: a safe, self-checking checkpoint format that never unpickles.
+
+Layout of a file (all integers little-endian):
+
+    MAGIC (8 bytes) | header length (u64) | header CRC-32 (u32) | header (msgpack)
+    | tensor bytes, one tensor after another | data CRC-32 (u32) | END_MAGIC (8 bytes)
+
+The header holds the object tree with every container tagged (so loading only rebuilds dicts, lists,
+tuples and tensors and never runs code) and, per tensor, its dtype, shape and device. Files are written to
+a temporary file in the destination folder, fsynced, and renamed over the destination, so a crash mid-save
+leaves the previous checkpoint intact.
+"""
+import collections
+import io
+import os
+import struct
+import tempfile
+import zlib
+
+import msgpack
+import numpy as np
+
+from disttorch.core import dtype as dtypes
+from disttorch.core.backend import cuda_available, is_cuda_array, to_device_array
+from disttorch.core.device import device as Device
+from disttorch.core.tensor import Tensor
+
+MAGIC = b"DTCKPT\x00\x01"
+END_MAGIC = b"DTCKEND\x00"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sQI")
+_SUFFIX = struct.Struct("<I8s")
+_CHUNK_BYTES = 1 << 24
+
+# Tags of the encoded tree. A msgpack array is always a tagged node; anything else is a plain scalar.
+_DICT, _ORDERED_DICT, _LIST, _TUPLE, _TENSOR, _NDARRAY, _DTYPE, _DEVICE, _BIG_INT = (
+    "dict", "odict", "list", "tuple", "tensor", "ndarray", "dtype", "device", "bigint")
+
+_PICKLE_HINT = ("disttorch checkpoints never contain pickles and disttorch.load never unpickles, because "
+                "unpickling can run arbitrary code. If you trust the file, load it with the program that "
+                "wrote it and re-save the tensors with disttorch.save.")
+
+
+class _Encoder:
+    """Turns an object tree into a msgpack-able tree plus the list of arrays to write after the header."""
+
+    def __init__(self):
+        self.arrays = []
+        self.tensor_entries = []
+
+    def encode(self, value, path="obj"):
+        if value is None or isinstance(value, (bool, float, str, bytes)):
+            return value
+        if isinstance(value, int):
+            return value if -2 ** 63 <= value < 2 ** 64 else [_BIG_INT, str(value)]
+        if isinstance(value, Tensor):
+            return self._encode_array(value._data, _TENSOR, str(value.device), _is_parameter(value),
+                                      value.requires_grad)
+        if isinstance(value, np.ndarray):
+            return self._encode_array(value, _NDARRAY, "cpu", False, False)
+        if isinstance(value, np.generic):
+            return self.encode(value.item(), path)
+        if isinstance(value, dtypes.dtype):
+            return [_DTYPE, value.name]
+        if isinstance(value, Device):
+            return [_DEVICE, str(value)]
+        if isinstance(value, dict):
+            tag = _ORDERED_DICT if isinstance(value, collections.OrderedDict) else _DICT
+            return [tag, [[self.encode(key, f"{path} key"), self.encode(item, f"{path}[{key!r}]")]
+                          for key, item in value.items()]]
+        if isinstance(value, (list, tuple)):
+            tag = _TUPLE if isinstance(value, tuple) else _LIST
+            return [tag, [self.encode(item, f"{path}[{i}]") for i, item in enumerate(value)]]
+        raise TypeError(f"disttorch.save cannot store {path} of type {type(value).__name__}: checkpoints hold "
+                        "tensors, numpy arrays, numbers, strings, bytes, None, bool and dicts/lists/tuples of "
+                        "them. Convert it (e.g. to a state_dict or a plain dict) before saving.")
+
+    def _encode_array(self, array, tag, device, is_parameter, requires_grad):
+        if is_cuda_array(array):
+            array = array.get()
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"disttorch.save cannot store arrays of dtype {array.dtype}")
+        little_endian = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        self.arrays.append(little_endian)
+        entry = {"dtype": array.dtype.newbyteorder("=").str.lstrip("<>|="), "shape": list(array.shape),
+                 "nbytes": little_endian.nbytes, "device": device, "parameter": is_parameter,
+                 "requires_grad": requires_grad}
+        self.tensor_entries.append(entry)
+        return [tag, len(self.tensor_entries) - 1]
+
+
+def _is_parameter(tensor):
+    return type(tensor).__name__ == "Parameter"
+
+
+def _write_payload(handle, obj):
+    encoder = _Encoder()
+    tree = encoder.encode(obj)
+    header = msgpack.packb({"format": "disttorch-checkpoint", "version": FORMAT_VERSION, "tree": tree,
+                            "tensors": encoder.tensor_entries}, use_bin_type=True)
+    handle.write(_PREFIX.pack(MAGIC, len(header), zlib.crc32(header)))
+    handle.write(header)
+    data_crc = 0
+    for array in encoder.arrays:
+        view = memoryview(array.reshape(-1).view(np.uint8))
+        for start in range(0, len(view), _CHUNK_BYTES):
+            chunk = view[start:start + _CHUNK_BYTES]
+            data_crc = zlib.crc32(chunk, data_crc)
+            handle.write(chunk)
+    handle.write(_SUFFIX.pack(data_crc, END_MAGIC))
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some platforms cannot open directories; the rename is still atomic there
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(obj, f):
+    """Write `obj` (nested dicts/lists/tuples of tensors, numbers, strings, bytes, None) to path or file `f`.
+
+    A path is written atomically: temp file in the same folder, fsync, os.replace, fsync of the folder.
+    """
+    if not isinstance(f, (str, os.PathLike)):
+        _write_payload(f, obj)
+        return
+    path = os.fspath(f)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _write_payload(handle, obj)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        try:
+            os.unlink(temp_path)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+class _Reader:
+    def __init__(self, handle, name):
+        self.handle = handle
+        self.name = name
+
+    def fail(self, problem):
+        raise RuntimeError(f"{self.name} is not a valid disttorch checkpoint: {problem}. The file may be "
+                           "truncated or corrupted (e.g. an interrupted copy); re-save it or use an older "
+                           "checkpoint.")
+
+    def read_exact(self, size, what):
+        data = self.handle.read(size)
+        if len(data) != size:
+            self.fail(f"it ends early while reading the {what} (wanted {size} bytes, got {len(data)})")
+        return data
+
+    def read_header(self):
+        prefix = self.handle.read(_PREFIX.size)
+        if not prefix.startswith(MAGIC):
+            self._refuse_foreign(prefix)
+        if len(prefix) < _PREFIX.size:
+            self.fail("it ends inside the file prefix")
+        _, header_length, header_crc = _PREFIX.unpack(prefix)
+        header = self.read_exact(header_length, "header")
+        if zlib.crc32(header) != header_crc:
+            self.fail("the header checksum does not match")
+        try:
+            header = msgpack.unpackb(header, raw=False, strict_map_key=False)
+        except Exception as error:
+            self.fail(f"the header cannot be decoded ({error})")
+        if not isinstance(header, dict) or header.get("format") != "disttorch-checkpoint":
+            self.fail("the header does not describe a disttorch checkpoint")
+        if header.get("version", 0) > FORMAT_VERSION:
+            raise RuntimeError(f"{self.name} uses checkpoint format version {header['version']}, newer than "
+                               f"this disttorch understands ({FORMAT_VERSION}); upgrade disttorch to load it.")
+        return header
+
+    def _refuse_foreign(self, prefix):
+        if prefix[:1] == b"\x80" or prefix[:1] in (b"(", b"]", b"}"):
+            raise RuntimeError(f"{self.name} looks like a Python pickle, which disttorch.load refuses. "
+                               + _PICKLE_HINT)
+        if prefix[:4] == b"PK\x03\x04":
+            raise RuntimeError(f"{self.name} looks like a zip archive (e.g. a file from torch.save), which "
+                               "disttorch.load cannot read: it would need unpickling. " + _PICKLE_HINT)
+        if not prefix:
+            self.fail("it is empty")
+        self.fail("it does not start with the disttorch checkpoint magic number")
+
+    def read_arrays(self, entries):
+        arrays, data_crc = [], 0
+        for index, entry in enumerate(entries):
+            try:
+                dtype = np.dtype(entry["dtype"]).newbyteorder("<")
+                shape = tuple(int(size) for size in entry["shape"])
+            except (TypeError, KeyError, ValueError) as error:
+                self.fail(f"tensor {index} has an invalid description ({error})")
+            array = np.empty(shape, dtype=dtype)
+            if array.nbytes != entry["nbytes"]:
+                self.fail(f"tensor {index} claims {entry['nbytes']} bytes but its shape needs {array.nbytes}")
+            data_crc = self._read_into(array, index, data_crc)
+            arrays.append(array.astype(dtype.newbyteorder("="), copy=False))
+        suffix = self.read_exact(_SUFFIX.size, "end marker")
+        stored_crc, end_magic = _SUFFIX.unpack(suffix)
+        if end_magic != END_MAGIC:
+            self.fail("the end marker is missing")
+        if stored_crc != data_crc:
+            self.fail("the tensor data checksum does not match")
+        if self.handle.read(1):
+            self.fail("there are unexpected bytes after the end marker")
+        return arrays
+
+    def _read_into(self, array, index, crc):
+        view = memoryview(array.reshape(-1).view(np.uint8))
+        filled = 0
+        while filled < len(view):
+            count = self.handle.readinto(view[filled:filled + _CHUNK_BYTES])
+            if not count:
+                self.fail(f"it ends inside tensor {index} ({filled} of {len(view)} bytes present)")
+            crc = zlib.crc32(view[filled:filled + count], crc)
+            filled += count
+        return crc
+
+
+def _resolve_location(map_location, saved_device):
+    """Where a tensor saved on `saved_device` goes, as a device string (None: let a callable decide)."""
+    if map_location is None:
+        return saved_device
+    if isinstance(map_location, dict):
+        return str(map_location.get(saved_device, saved_device))
+    if isinstance(map_location, (str, Device)):
+        return str(map_location)
+    raise TypeError("map_location should be None, a string, a disttorch.device, a dict or a callable; got "
+                    f"{type(map_location).__name__}")
+
+
+def _place(array, entry, map_location, name):
+    saved_location = entry["device"]
+    if callable(map_location):
+        placed = map_location(Tensor._wrap(array), saved_location)
+        if placed is not None:
+            return _finish_tensor(placed, entry)
+        location = saved_location
+    else:
+        location = _resolve_location(map_location, saved_location)
+    device = Device(location)
+    tensor = Tensor._wrap(array)
+    if device.type == "cuda":
+        if not cuda_available():
+            raise RuntimeError(f"{name} holds a tensor saved on {saved_location}, but CUDA is not available "
+                               "here. Load with map_location='cpu' to put it on the CPU.")
+        tensor = Tensor._wrap(to_device_array(array, device))
+    return _finish_tensor(tensor, entry)
+
+
+def _finish_tensor(tensor, entry):
+    if entry.get("parameter"):
+        from disttorch.nn import Parameter
+        return Parameter(tensor, requires_grad=bool(entry.get("requires_grad", True)))
+    if entry.get("requires_grad"):
+        tensor.requires_grad_(True)
+    return tensor
+
+
+class _Decoder:
+    def __init__(self, arrays, entries, map_location, reader):
+        self.arrays = arrays
+        self.entries = entries
+        self.map_location = map_location
+        self.reader = reader
+
+    def decode(self, node):
+        if not isinstance(node, list):
+            return node
+        if len(node) != 2 or not isinstance(node[0], str):
+            self.reader.fail("the object tree holds a malformed node")
+        tag, payload = node
+        if tag in (_DICT, _ORDERED_DICT):
+            mapping = collections.OrderedDict() if tag == _ORDERED_DICT else {}
+            for key, value in payload:
+                mapping[self._decode_key(key)] = self.decode(value)
+            return mapping
+        if tag == _LIST:
+            return [self.decode(item) for item in payload]
+        if tag == _TUPLE:
+            return tuple(self.decode(item) for item in payload)
+        if tag == _TENSOR:
+            return _place(self._array(payload), self.entries[payload], self.map_location, self.reader.name)
+        if tag == _NDARRAY:
+            return self._array(payload)
+        if tag == _DTYPE:
+            return dtypes._by_name(payload)
+        if tag == _DEVICE:
+            return Device(payload)
+        if tag == _BIG_INT:
+            return int(payload)
+        self.reader.fail(f"the object tree holds an unknown tag {tag!r}")
+
+    def _decode_key(self, key):
+        decoded = self.decode(key)
+        if isinstance(decoded, list):
+            self.reader.fail("a dict key is a list")
+        return decoded
+
+    def _array(self, index):
+        if not isinstance(index, int) or not 0 <= index < len(self.arrays):
+            self.reader.fail(f"the object tree refers to a missing tensor {index!r}")
+        return self.arrays[index]
+
+
+def load(f, map_location=None, weights_only=True, **kwargs):
+    """Read a checkpoint written by disttorch.save from a path or a binary file object.
+
+    map_location: None (the saved device), 'cpu'/'cuda[:N]'/a device, a dict {saved: target}, or a
+    callable(tensor, saved_location) returning the placed tensor (or None to keep the saved location).
+    The format cannot run code, so weights_only=True and False behave the same.
+    """
+    if isinstance(f, (str, os.PathLike)):
+        with open(f, "rb") as handle:
+            return _load_from(handle, os.fspath(f), map_location)
+    name = getattr(f, "name", None) or f"<{type(f).__name__}>"
+    return _load_from(f if not isinstance(f, (bytes, bytearray)) else io.BytesIO(f), str(name), map_location)
+
+
+def _load_from(handle, name, map_location):
+    reader = _Reader(handle, name)
+    header = reader.read_header()
+    entries = header.get("tensors")
+    if not isinstance(entries, list) or "tree" not in header:
+        reader.fail("the header lacks its tensor table or object tree")
+    arrays = reader.read_arrays(entries)
+    return _Decoder(arrays, entries, map_location, reader).decode(header["tree"])
+
+
+__all__ = ["save", "load"]

@@ -1,0 +1,1 @@
+"""disttorch.utils: data loading (disttorch.utils.data)."""

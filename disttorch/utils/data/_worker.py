@@ -1,0 +1,263 @@
+"""What runs inside a DataLoader worker process, and the messages it exchanges with the main process.
+
+Each worker reads (generation, task_index, indices) from its own index queue, fetches and collates the
+batch, and puts (generation, task_index, payload) on the shared result queue. Tensors travel as their raw
+numpy arrays (wrapped in TensorPayload so the main process knows to rebuild tensors, not leave arrays);
+numpy arrays pickle with protocol 5 straight from their buffers.
+"""
+import collections.abc
+import os
+import queue
+import random
+import sys
+import traceback
+
+import numpy as np
+
+from disttorch.core.tensor import Tensor
+
+# How often a blocked worker or main process wakes up to check that its peer is still alive.
+STATUS_CHECK_INTERVAL = 1.0
+
+
+class WorkerInfo:
+    """Available in a worker through get_worker_info(): id, num_workers, seed, dataset."""
+
+    _frozen = False
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if self._frozen:
+            raise RuntimeError(f"Cannot assign attributes to {type(self).__name__} objects")
+        super().__setattr__(name, value)
+
+    def __repr__(self):
+        return f"WorkerInfo(id={self.id}, num_workers={self.num_workers}, seed={self.seed})"
+
+
+_worker_info = None
+
+
+def get_worker_info():
+    """The WorkerInfo of this DataLoader worker process, or None in the main process."""
+    return _worker_info
+
+
+class ExceptionWrapper:
+    """An exception caught in a worker, carried across the process boundary with its traceback text."""
+
+    def __init__(self, where):
+        exc_type, exc_value, exc_traceback = sys.exc_info()
+        self.exc_type = exc_type
+        self.where = where
+        self.traceback_text = "".join(traceback.format_exception(exc_type, exc_value, exc_traceback))
+
+    def reraise(self):
+        message = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.traceback_text}"
+        if self.exc_type is KeyError:
+            # KeyError would repr() the message, turning the traceback into one escaped line
+            message = KeyErrorMessage(message)
+        if issubclass(self.exc_type, StopIteration):
+            # re-raised inside __next__, a StopIteration would silently end the epoch
+            raise RuntimeError(message)
+        try:
+            exception = self.exc_type(message)
+        except Exception:
+            raise RuntimeError(message) from None
+        raise exception
+
+
+class KeyErrorMessage(str):
+    def __repr__(self):
+        return self
+
+
+class IterableEnd:
+    """Sent by a worker whose copy of an IterableDataset is exhausted."""
+
+    def __init__(self, worker_id):
+        self.worker_id = worker_id
+
+
+class ResumeIteration:
+    """Tells a persistent worker that a new epoch (generation) starts: rebuild the dataset iterator."""
+
+    def __init__(self, generation):
+        self.generation = generation
+
+
+class TensorPayload:
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        return (TensorPayload, (self.array,))
+
+
+def _map_structure(value, leaf_fn):
+    """Apply leaf_fn to every leaf of nested lists/tuples/namedtuples/dicts, keeping container types."""
+    if isinstance(value, (list, tuple)):
+        items = [_map_structure(item, leaf_fn) for item in value]
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*items)
+        return items if type(value) is list else _rebuild(value, items)
+    if isinstance(value, collections.abc.Mapping):
+        return _rebuild(value, {key: _map_structure(item, leaf_fn) for key, item in value.items()})
+    return leaf_fn(value)
+
+
+def _rebuild(original, contents):
+    try:
+        return type(original)(contents)
+    except TypeError:
+        return contents
+
+
+def _tensor_to_payload(value):
+    if isinstance(value, Tensor):
+        array = value._data
+        return TensorPayload(array if isinstance(array, np.ndarray) else array.get())
+    return value
+
+
+def _payload_to_tensor(value):
+    if isinstance(value, TensorPayload):
+        return Tensor._wrap(value.array)
+    return value
+
+
+def to_transport(data):
+    return _map_structure(data, _tensor_to_payload)
+
+
+def from_transport(data):
+    return _map_structure(data, _payload_to_tensor)
+
+
+class MapFetcher:
+    def __init__(self, dataset, auto_collation, collate_fn, drop_last):
+        self.dataset = dataset
+        self.auto_collation = auto_collation
+        self.collate_fn = collate_fn
+        self.fast_tensor_batches = auto_collation and _can_index_tensors_in_bulk(dataset, collate_fn)
+
+    def fetch(self, indices):
+        if not self.auto_collation:
+            return self.collate_fn(self.dataset[indices])
+        if self.fast_tensor_batches:
+            return _index_tensors_in_bulk(self.dataset.tensors, indices)
+        getitems = getattr(self.dataset, "__getitems__", None)
+        samples = getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
+        return self.collate_fn(samples)
+
+
+def _can_index_tensors_in_bulk(dataset, collate_fn):
+    """A TensorDataset under default_collate: stacking rows equals one fancy-indexing gather per tensor."""
+    from .dataset import TensorDataset
+    from ._collate import default_collate
+    return (type(dataset) is TensorDataset and collate_fn is default_collate
+            and not any(tensor.requires_grad for tensor in dataset.tensors))
+
+
+def _index_tensors_in_bulk(tensors, indices):
+    from disttorch.core.backend import get_array_module
+    batch = []
+    for tensor in tensors:
+        xp = get_array_module(tensor._data)
+        batch.append(Tensor._wrap(tensor._data[xp.asarray(indices, dtype=np.int64)]))
+    return batch
+
+
+class IterableFetcher:
+    def __init__(self, dataset, auto_collation, collate_fn, drop_last):
+        self.iterator = iter(dataset)
+        self.auto_collation = auto_collation
+        self.collate_fn = collate_fn
+        self.drop_last = drop_last
+        self.ended = False
+
+    def fetch(self, indices):
+        if self.ended:
+            raise StopIteration
+        if not self.auto_collation:
+            return self.collate_fn(next(self.iterator))
+        samples = []
+        for _ in indices:
+            try:
+                samples.append(next(self.iterator))
+            except StopIteration:
+                self.ended = True
+                break
+        if not samples or (self.drop_last and len(samples) < len(indices)):
+            raise StopIteration
+        return self.collate_fn(samples)
+
+
+def seed_worker(seed):
+    import disttorch
+    random.seed(seed)
+    disttorch.manual_seed(seed)
+    np.random.seed(seed % 2 ** 32)
+
+
+def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, auto_collation, collate_fn,
+                drop_last, base_seed, worker_init_fn, worker_id, num_workers, parent_pid):
+    global _worker_info
+    try:
+        seed = base_seed + worker_id
+        seed_worker(seed)
+        _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset)
+        pending_error = None
+        try:
+            if worker_init_fn is not None:
+                worker_init_fn(worker_id)
+            fetcher = fetcher_class(dataset, auto_collation, collate_fn, drop_last)
+        except Exception:
+            pending_error = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+        _serve(fetcher_class, fetcher if pending_error is None else None, pending_error, dataset, index_queue,
+               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid)
+    except KeyboardInterrupt:
+        pass
+    if done_event.is_set():
+        # the main process stopped reading: do not block exit flushing results nobody will take
+        result_queue.cancel_join_thread()
+        result_queue.close()
+
+
+def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_queue, done_event,
+           auto_collation, collate_fn, drop_last, worker_id, parent_pid):
+    iteration_ended = False
+    while os.getppid() == parent_pid:
+        try:
+            message = index_queue.get(timeout=STATUS_CHECK_INTERVAL)
+        except queue.Empty:
+            continue
+        if message is None:
+            return
+        if isinstance(message, ResumeIteration):
+            iteration_ended = False
+            fetcher = fetcher_class(dataset, auto_collation, collate_fn, drop_last)
+            continue
+        if done_event.is_set() or iteration_ended:
+            continue
+        generation, task_index, indices = message
+        if pending_error is not None:
+            data, pending_error = pending_error, None
+        else:
+            try:
+                data = to_transport(fetcher.fetch(indices))
+            except StopIteration:
+                if fetcher_class is not IterableFetcher:
+                    data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+                else:
+                    data, iteration_ended = IterableEnd(worker_id), True
+            except Exception:
+                data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+        result_queue.put((generation, task_index, data))
+        del data

@@ -1,0 +1,6 @@
+"""disttorch.vision.datasets: the bundled UCI digits, MNIST, FashionMNIST and CIFAR-10 (torchvision's names)."""
+from .cifar import CIFAR10
+from .digits import Digits, load_digits
+from .mnist import MNIST, FashionMNIST, read_idx
+
+__all__ = ["CIFAR10", "Digits", "FashionMNIST", "MNIST", "load_digits", "read_idx"]

@@ -1,0 +1,86 @@
+"""The launcher's main loop on one node: rendezvous, start the workers, watch them, stop or restart."""
+
+import signal
+
+from launcher.config import LaunchSpec, RoundPlan
+from launcher.coordination import NodeOutcome, RoundResult, Verdict
+from launcher.output import log
+from launcher.signals import StopSignals
+from launcher.summary import failure_summary, interruption_message
+from launcher.workers import WorkerGroup, WorkerState, describe_exit
+
+
+class Agent:
+    def __init__(self, spec: LaunchSpec, coordinator, signals: StopSignals):
+        self.spec = spec
+        self.coordinator = coordinator
+        self.signals = signals
+
+    def run(self) -> int:
+        """Returns the launcher's exit status: 0, 1 when the job failed, 128+signal when interrupted."""
+        self.coordinator.rendezvous()
+        restart_count = 0
+        while True:
+            plan = self.coordinator.begin_round(restart_count)
+            result = self._run_round(plan)
+            verdict = self.coordinator.finish_round(result, restart_count)
+            if not verdict.restart:
+                return self._report(result, verdict)
+            restart_count += 1
+            log(f"{verdict.reason}; restarting the worker group ({restart_count}/{self.spec.max_restarts})")
+
+    def _run_round(self, plan: RoundPlan) -> RoundResult:
+        group = WorkerGroup(self.spec, plan)
+        try:
+            self.signals.check()
+            group.start()
+            log(
+                f"node {self.spec.node_rank}: started ranks {plan.rank_offset}..{plan.rank_offset + self.spec.nproc - 1} "
+                f"of {plan.world_size} (pids {' '.join(map(str, group.pids()))}), "
+                f"store at {self.spec.master_addr}:{plan.worker_master_port}"
+            )
+            return self._watch(group)
+        finally:
+            group.stop(self.spec.grace_period, self.signals.hurry)
+
+    def _watch(self, group: WorkerGroup) -> RoundResult:
+        node = self.spec.node_rank
+        while True:
+            state = group.poll()
+            if state is WorkerState.FAILED:
+                first = group.first_failure()
+                reason = f"rank {first.rank} on node {node} ended with {describe_exit(first.exit_code)}"
+                log(f"{reason}; stopping all workers")
+                self.coordinator.announce_halt(reason)
+                self._stop(group)
+                return RoundResult(node, NodeOutcome.FAILED, group.failures(), reason)
+            if self.signals.signum is not None:
+                reason = f"node {node}'s launcher got {self.signals.name}"
+                self.coordinator.announce_halt(reason)
+                self._stop(group)
+                return RoundResult(node, NodeOutcome.INTERRUPTED, group.failures(), reason)
+            if state is WorkerState.SUCCEEDED:
+                return RoundResult(node, NodeOutcome.SUCCEEDED)
+            stop_reason = self.coordinator.wait(self.spec.monitor_interval)
+            if stop_reason is not None:
+                log(f"stopping the workers on node {node}: {stop_reason}")
+                self._stop(group)
+                return RoundResult(node, NodeOutcome.STOPPED, group.failures(), stop_reason)
+
+    def _stop(self, group: WorkerGroup) -> None:
+        group.stop(self.spec.grace_period, self.signals.hurry)
+
+    def _report(self, result: RoundResult, verdict: Verdict) -> int:
+        if result.outcome is NodeOutcome.INTERRUPTED:
+            log(interruption_message(self.signals.signum))
+            return exit_status_for(self.signals.signum)
+        if not verdict.failed:
+            log(f"node {self.spec.node_rank}: all workers SUCCEEDED")
+            return 0
+        log("\n" + failure_summary(verdict.failures, verdict.reason, self.spec.multi_node))
+        return 1
+
+
+def exit_status_for(signum: int) -> int:
+    """What a shell reports for a process killed by `signum`, so scripts can tell an interrupt apart."""
+    return 128 + int(signal.Signals(signum))

@@ -1,0 +1,122 @@
+"""`disttorch-launch`: the command line (flag names follow torchrun's where they overlap)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from launcher.agent import Agent, exit_status_for
+from launcher.config import DEFAULT_MULTI_NODE_PORT, LaunchSpec, resolve_nproc, user_secret_from_env
+from launcher.coordination import LocalCoordinator
+from launcher.errors import Interrupted, LaunchError
+from launcher.output import log
+from launcher.rendezvous import MasterCoordinator, NodeCoordinator
+from launcher.signals import StopSignals
+
+
+def _parse_nproc(ctx, param, value: str) -> int:
+    try:
+        return resolve_nproc(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.command(
+    context_settings={
+        # Everything after the script belongs to the script, `--epochs 3` included.
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": ["-h", "--help"],
+        "show_default": True,
+    },
+)
+@click.option("--nproc", "--nproc-per-node", "--nproc_per_node", "nproc", default="1", metavar="N|auto",
+              callback=_parse_nproc, help="Workers on this node; auto: one per GPU, else one per CPU core.")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, help="Number of nodes (one launcher each).")
+@click.option("--node-rank", "--node_rank", type=click.IntRange(min=0), default=0, help="This node's rank, 0..nnodes-1.")
+@click.option("--master-addr", "--master_addr", default="127.0.0.1", help="Address of node 0, reachable from every node.")
+@click.option("--master-port", "--master_port", type=click.IntRange(1, 65535), default=None,
+              help=f"Single node: the workers' store port (default: a free one). Multi-node: the launchers' "
+                   f"rendezvous port on node 0 (default {DEFAULT_MULTI_NODE_PORT}).")
+@click.option("--max-restarts", "--max_restarts", type=click.IntRange(min=0), default=0,
+              help="Restart the whole worker group up to this many times after a failure.")
+@click.option("--log-dir", "--log_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write rank_N.stdout.log / rank_N.stderr.log here instead of the console.")
+@click.option("--tee", is_flag=True, help="With --log-dir: write to the log files and the console.")
+@click.option("--monitor-interval", "--monitor_interval", type=click.FloatRange(min=0.01), default=0.1,
+              help="Seconds between checks of the workers.")
+@click.option("--rdzv-timeout", "--rdzv_timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+              help="Seconds to wait for all nodes to join.")
+@click.option("--grace-period", type=click.FloatRange(min=0), default=10.0, envvar="DISTTORCH_GRACE_PERIOD",
+              help="Seconds between SIGTERM and SIGKILL when stopping workers (env DISTTORCH_GRACE_PERIOD).")
+@click.option("-m", "--module", "run_module", is_flag=True, help="Run SCRIPT as a module, like `python -m`.")
+@click.argument("script")
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, log_dir, tee,
+         monitor_interval, rdzv_timeout, grace_period, run_module, script, script_args):
+    """Start NPROC copies of SCRIPT (a Python file, or a module with -m) as the ranks of one job.
+
+    \b
+      disttorch-launch --nproc 4 train.py --epochs 3
+      disttorch-launch --nnodes 2 --node-rank 0 --nproc 2 --master-addr 10.0.0.1 train.py
+    """
+    if node_rank >= nnodes:
+        raise click.UsageError(f"--node-rank {node_rank} is out of range for --nnodes {nnodes}; use 0..{nnodes - 1}")
+    if tee and log_dir is None:
+        raise click.UsageError("--tee copies the output to the console and to files; give the files a --log-dir")
+    _check_entrypoint(script, run_module)
+    try:
+        user_secret = user_secret_from_env()
+    except (OSError, ValueError) as error:
+        raise LaunchError(f"cannot read the job secret: {error}") from None
+    spec = LaunchSpec(
+        nproc=nproc,
+        nnodes=nnodes,
+        node_rank=node_rank,
+        master_addr=master_addr,
+        master_port=master_port if master_port is not None or nnodes == 1 else DEFAULT_MULTI_NODE_PORT,
+        max_restarts=max_restarts,
+        log_dir=log_dir,
+        tee=tee,
+        monitor_interval=monitor_interval,
+        rdzv_timeout=rdzv_timeout,
+        grace_period=grace_period,
+        command=(("-m", script) if run_module else (script,)) + tuple(script_args),
+        user_secret=user_secret,
+    )
+    ctx.exit(launch(spec))
+
+
+def launch(spec: LaunchSpec) -> int:
+    signals = StopSignals()
+    signals.install()
+    if not spec.multi_node:
+        coordinator = LocalCoordinator(spec, signals)
+    elif spec.node_rank == 0:
+        coordinator = MasterCoordinator(spec, signals)
+    else:
+        coordinator = NodeCoordinator(spec, signals)
+    try:
+        return Agent(spec, coordinator, signals).run()
+    except Interrupted as interrupted:
+        log(f"interrupted by {interrupted.name} before the workers started")
+        return exit_status_for(interrupted.signum)
+    finally:
+        coordinator.close()
+
+
+def _check_entrypoint(script: str, run_module: bool) -> None:
+    """Fail before any worker starts (and on every node before the rendezvous) when there is nothing to run."""
+    if not run_module:
+        if not Path(script).is_file():
+            raise LaunchError(f"script {script!r} does not exist (looked in {os.getcwd()}); no workers were started")
+        return
+    # Asked of the workers' interpreter in the workers' directory, since the launcher's own sys.path differs.
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)"
+    found = subprocess.run([sys.executable, "-c", probe, script], capture_output=True)
+    if found.returncode != 0:
+        raise LaunchError(f"module {script!r} cannot be found by {sys.executable} in {os.getcwd()}; "
+                          f"no workers were started")

@@ -1,0 +1,123 @@
+"""How the nodes of a job agree on each attempt, and the single-node case where there is nobody to ask.
+
+Every coordinator offers the same steps to the Agent: rendezvous() once, then per attempt
+begin_round() -> (wait() while the workers run, announce_halt() when they fail) -> finish_round().
+"""
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from launcher.config import LaunchSpec, RoundPlan, new_secret
+from launcher.ports import ensure_port_free, free_port
+from launcher.signals import StopSignals
+from launcher.workers import Failure
+
+
+class NodeOutcome(str, enum.Enum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # one of its own workers failed
+    STOPPED = "STOPPED"  # stopped because another node asked
+    INTERRUPTED = "INTERRUPTED"  # its launcher got SIGINT/SIGTERM/SIGHUP
+    LOST = "LOST"  # its launcher vanished
+
+
+@dataclass
+class RoundResult:
+    node_rank: int
+    outcome: NodeOutcome
+    failures: list[Failure] = field(default_factory=list)
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "node_rank": self.node_rank,
+            "outcome": self.outcome.value,
+            "failures": [failure.to_json() for failure in self.failures],
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RoundResult":
+        return cls(
+            data["node_rank"],
+            NodeOutcome(data["outcome"]),
+            [Failure.from_json(failure) for failure in data["failures"]],
+            data["reason"],
+        )
+
+
+@dataclass
+class Verdict:
+    """What every node does after an attempt. `failures` lists the root cause first."""
+
+    restart: bool
+    failed: bool
+    failures: list[Failure]
+    reason: str
+
+    def to_json(self) -> dict:
+        return {
+            "restart": self.restart,
+            "failed": self.failed,
+            "failures": [failure.to_json() for failure in self.failures],
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Verdict":
+        return cls(data["restart"], data["failed"], [Failure.from_json(f) for f in data["failures"]], data["reason"])
+
+
+def decide(results: list[RoundResult], first_halt_node: int | None, restart_count: int, max_restarts: int) -> Verdict:
+    # The node that raised the alarm first holds the root cause; later failures elsewhere are usually
+    # its consequences (peers losing their connection), whatever the clocks of the hosts say.
+    failures = sorted(
+        (failure for result in results for failure in result.failures),
+        key=lambda failure: (failure.node_rank != first_halt_node, failure.timestamp),
+    )
+    for fatal in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
+        stopped_for = [result.reason for result in results if result.outcome is fatal]
+        if stopped_for:
+            return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(stopped_for))
+    if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
+        return Verdict(restart=False, failed=False, failures=[], reason="")
+    reason = f"{len(failures)} worker(s) failed" if failures else "the worker group was stopped"
+    if restart_count < max_restarts:
+        return Verdict(restart=True, failed=True, failures=failures, reason=reason)
+    return Verdict(restart=False, failed=True, failures=failures, reason=reason)
+
+
+class LocalCoordinator:
+    """nnodes == 1: the workers' store port is --master-port if given, else a free one per attempt."""
+
+    def __init__(self, spec: LaunchSpec, signals: StopSignals):
+        self.spec = spec
+        self.signals = signals
+        self.secret = spec.user_secret or new_secret()
+
+    def rendezvous(self) -> None:
+        if self.spec.master_port is not None:
+            ensure_port_free(self.spec.master_addr, self.spec.master_port, "workers' store")
+
+    def begin_round(self, restart_count: int) -> RoundPlan:
+        if self.spec.master_port is None:
+            port = free_port()
+        else:
+            port = self.spec.master_port
+            if restart_count:
+                ensure_port_free(self.spec.master_addr, port, "workers' store")
+        return RoundPlan(restart_count, self.spec.nproc, 0, port, self.secret, self.spec.master_addr)
+
+    def wait(self, timeout: float) -> str | None:
+        time.sleep(timeout)
+        return None
+
+    def announce_halt(self, reason: str) -> None:
+        """Nobody else to tell on a single node."""
+
+    def finish_round(self, result: RoundResult, restart_count: int) -> Verdict:
+        return decide([result], self.spec.node_rank, restart_count, self.spec.max_restarts)
+
+    def close(self) -> None:
+        """Nothing to release on a single node."""

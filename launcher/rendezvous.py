@@ -1,0 +1,425 @@
+"""Multi-node: the launchers' own rendezvous and control channel, newline-delimited JSON over TCP.
+
+Node 0 listens on --master-port. Every other launcher connects, proves it holds the job secret (when
+the user set DISTTORCH_SECRET on every node) and waits. Once all --nnodes have joined, node 0 assigns
+rank offsets, picks a free port for the workers' store (a different port: the rendezvous one is ours)
+and sends `start`. The connections stay open for the job's life:
+
+    node k: a worker failed     -> halt     -> node 0
+    node 0: tell everyone       -> stop     -> every node    (each stops its workers)
+    every node                  -> result   -> node 0        (its failures, with stderr tails)
+    node 0: restart or give up  -> verdict  -> every node
+
+A connection that drops counts as a lost node and stops the job everywhere.
+"""
+
+import collections
+import hashlib
+import hmac
+import json
+import secrets
+import select
+import socket
+import time
+
+from launcher.config import LaunchSpec, RoundPlan, new_secret
+from launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
+from launcher.errors import LaunchError
+from launcher.output import log
+from launcher.ports import bind_listener, free_port
+from launcher.signals import StopSignals
+
+POLL_SECONDS = 0.1
+# How long node 0 waits for a node's result once the job was told to stop, beyond the grace period.
+RESULT_SLACK_SECONDS = 30.0
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+class Channel:
+    """One launcher-to-launcher connection."""
+
+    def __init__(self, sock: socket.socket, peer: str):
+        self.sock = sock
+        self.peer = peer
+        self._buffer = b""
+        self._messages = collections.deque()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, **fields) -> None:
+        try:
+            self.sock.sendall(json.dumps({"kind": kind, **fields}).encode() + b"\n")
+        except OSError as error:
+            raise ConnectionLost(str(error)) from None
+
+    def read_ready(self) -> None:
+        """Called when select() says the socket is readable."""
+        try:
+            data = self.sock.recv(65536)
+        except OSError as error:
+            raise ConnectionLost(str(error)) from None
+        if not data:
+            raise ConnectionLost("closed by the other side")
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        self._messages.extend(json.loads(line) for line in lines if line)
+
+    def next_message(self) -> dict | None:
+        return self._messages.popleft() if self._messages else None
+
+    def receive(self, timeout: float, signals: StopSignals | None = None) -> dict | None:
+        """The next message, or None after `timeout` seconds; with `signals`, Ctrl-C ends the wait."""
+        deadline = time.monotonic() + timeout
+        while not self._messages:
+            if signals is not None:
+                signals.check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _, _ = select.select([self.sock], [], [], min(remaining, POLL_SECONDS))
+            if readable:
+                self.read_ready()
+        return self._messages.popleft()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _proof(secret: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def _rendezvous_command(spec: LaunchSpec, node_rank: str) -> str:
+    return (f"disttorch-launch --nnodes {spec.nnodes} --node-rank {node_rank} --master-addr {spec.master_addr} "
+            f"--master-port {spec.master_port} ...")
+
+
+class MasterCoordinator:
+    """Node 0: hosts the rendezvous, decides every attempt's plan and verdict."""
+
+    def __init__(self, spec: LaunchSpec, signals: StopSignals):
+        self.spec = spec
+        self.signals = signals
+        self.secret = spec.user_secret or new_secret()
+        self.channels: dict[int, Channel] = {}
+        self.nproc_of_node = {0: spec.nproc}
+        self.results: dict[int, RoundResult] = {}
+        self.halt_reason: str | None = None
+        self.first_halt_node: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.spec.master_addr}:{self.spec.master_port}"
+
+    # ---- rendezvous -------------------------------------------------------------------------------
+
+    def rendezvous(self) -> None:
+        listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous")
+        log(f"node 0: waiting at {self.address} for {self.spec.nnodes - 1} more node(s) "
+            f"(--rdzv-timeout {self.spec.rdzv_timeout:g}s)")
+        deadline = time.monotonic() + self.spec.rdzv_timeout
+        joining: dict[Channel, str] = {}  # connected, greeted, not yet joined -> the nonce they must sign
+        try:
+            while len(self.channels) < self.spec.nnodes - 1:
+                self.signals.check()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    reason = self._timeout_message()
+                    for channel in [*joining, *self.channels.values()]:
+                        self._try_send(channel, "abort", reason=reason)
+                    raise LaunchError(reason)
+                readable, _, _ = select.select([listener, *joining], [], [], min(remaining, POLL_SECONDS))
+                for source in readable:
+                    if source is listener:
+                        self._greet(listener, joining)
+                    else:
+                        self._admit(source, joining)
+        finally:
+            listener.close()
+            for channel in joining:
+                channel.close()
+        log(f"node 0: all {self.spec.nnodes} nodes joined; world size {sum(self.nproc_of_node.values())}")
+
+    def _greet(self, listener: socket.socket, joining: dict) -> None:
+        sock, (peer_ip, _) = listener.accept()
+        channel = Channel(sock, peer_ip)
+        nonce = secrets.token_hex(16)
+        self._try_send(channel, "hello", nonce=nonce, authenticated=self.spec.user_secret is not None)
+        joining[channel] = nonce
+
+    def _admit(self, channel: Channel, joining: dict) -> None:
+        try:
+            channel.read_ready()
+        except ConnectionLost:
+            joining.pop(channel)
+            channel.close()
+            return
+        message = channel.next_message()
+        if message is None:
+            return
+        nonce = joining.pop(channel)
+        problem = self._join_problem(message, nonce)
+        if problem:
+            log(f"node 0: refused a launcher from {channel.peer}: {problem}")
+            self._try_send(channel, "error", reason=problem)
+            channel.close()
+            return
+        node_rank = message["node_rank"]
+        self.channels[node_rank] = channel
+        self.nproc_of_node[node_rank] = message["nproc"]
+        self._try_send(channel, "joined")
+        log(f"node 0: node {node_rank} joined from {channel.peer} ({message['host']}, {message['nproc']} workers)")
+
+    def _join_problem(self, message: dict, nonce: str) -> str | None:
+        if message.get("kind") != "join":
+            return f"expected a join message, got {message.get('kind')!r}"
+        node_rank = message["node_rank"]
+        if message["nnodes"] != self.spec.nnodes:
+            return (f"node {node_rank} was started with --nnodes {message['nnodes']} but node 0 with "
+                    f"--nnodes {self.spec.nnodes}; start every node with the same --nnodes")
+        if not 1 <= node_rank < self.spec.nnodes:
+            return f"--node-rank {node_rank} is taken by node 0 or out of range; use 1..{self.spec.nnodes - 1}"
+        if node_rank in self.channels:
+            return (f"two launchers claim --node-rank {node_rank} (the first came from "
+                    f"{self.channels[node_rank].peer}); give every node its own --node-rank")
+        if self.spec.user_secret is not None:
+            if not hmac.compare_digest(message.get("proof") or "", _proof(self.spec.user_secret, nonce)):
+                return (f"node {node_rank}'s DISTTORCH_SECRET does not match node 0's; "
+                        f"set the same secret on every node")
+        return None
+
+    def _timeout_message(self) -> str:
+        joined = sorted([0, *self.channels])
+        missing = [rank for rank in range(self.spec.nnodes) if rank not in joined]
+        return (f"rendezvous at {self.address} timed out after {self.spec.rdzv_timeout:g}s: "
+                f"{len(joined)} of {self.spec.nnodes} nodes joined (node ranks {', '.join(map(str, joined))}); "
+                f"still missing node rank(s) {', '.join(map(str, missing))}. Start "
+                f"`{_rendezvous_command(self.spec, '<rank>')}` on the missing node(s), or raise --rdzv-timeout")
+
+    # ---- one attempt ------------------------------------------------------------------------------
+
+    def begin_round(self, restart_count: int) -> RoundPlan:
+        world_size = sum(self.nproc_of_node.values())
+        worker_port = free_port()
+        for node_rank, channel in list(self.channels.items()):
+            self._send(node_rank, "start", restart_count=restart_count, world_size=world_size,
+                       rank_offset=self._rank_offset(node_rank), worker_master_port=worker_port,
+                       secret=None if self.spec.user_secret else self.secret)
+        if self.halt_reason is not None:
+            # A node was lost while the others were being started: they skip a stop sent before
+            # their start, so tell them again.
+            for node_rank in list(self.channels):
+                self._send(node_rank, "stop", reason=self.halt_reason)
+        return RoundPlan(restart_count, world_size, 0, worker_port, self.secret, self.spec.master_addr)
+
+    def _rank_offset(self, node_rank: int) -> int:
+        return sum(self.nproc_of_node[rank] for rank in range(node_rank))
+
+    def wait(self, timeout: float) -> str | None:
+        self._serve(timeout)
+        return self.halt_reason
+
+    def announce_halt(self, reason: str) -> None:
+        self._halt(0, reason)
+
+    def finish_round(self, result: RoundResult, restart_count: int) -> Verdict:
+        self.results[0] = result
+        deadline = None
+        while len(self.results) < self.spec.nnodes:
+            if self.signals.signum is not None and self.halt_reason is None:
+                reason = f"node 0's launcher got {self.signals.name}"
+                self.results[0] = RoundResult(0, NodeOutcome.INTERRUPTED, result.failures, reason)
+                self._halt(0, reason)
+            if self.halt_reason is not None:
+                # Running nodes may train for hours; only a stopped job has a deadline to report back.
+                deadline = deadline or time.monotonic() + self.spec.grace_period + RESULT_SLACK_SECONDS
+                if time.monotonic() > deadline:
+                    for node_rank in set(range(self.spec.nnodes)) - set(self.results):
+                        self._lose(node_rank, "did not report back after the job was stopped")
+                    break
+            self._serve(POLL_SECONDS)
+        verdict = decide(list(self.results.values()), self.first_halt_node, restart_count, self.spec.max_restarts)
+        for node_rank in list(self.channels):
+            self._send(node_rank, "verdict", verdict=verdict.to_json())
+        self.results, self.halt_reason, self.first_halt_node = {}, None, None
+        return verdict
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            channel.close()
+        self.channels.clear()
+
+    # ---- messages from the nodes ------------------------------------------------------------------
+
+    def _serve(self, timeout: float) -> None:
+        if not self.channels:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select(list(self.channels.values()), [], [], timeout)
+        for channel in readable:
+            node_rank = next(rank for rank, known in self.channels.items() if known is channel)
+            try:
+                channel.read_ready()
+            except ConnectionLost:
+                self._lose(node_rank, "its launcher exited or the network failed")
+                continue
+            while (message := channel.next_message()) is not None:
+                self._handle(node_rank, message)
+
+    def _handle(self, node_rank: int, message: dict) -> None:
+        if message["kind"] == "halt":
+            self._halt(node_rank, message["reason"])
+        elif message["kind"] == "result":
+            self.results[node_rank] = RoundResult.from_json(message["result"])
+
+    def _halt(self, node_rank: int, reason: str) -> None:
+        if self.halt_reason is not None:
+            return
+        self.halt_reason, self.first_halt_node = reason, node_rank
+        for other in list(self.channels):
+            self._send(other, "stop", reason=reason)
+
+    def _send(self, node_rank: int, kind: str, **fields) -> None:
+        if node_rank not in self.channels:
+            return
+        try:
+            self.channels[node_rank].send(kind, **fields)
+        except ConnectionLost:
+            self._lose(node_rank, "its launcher exited or the network failed")
+
+    def _lose(self, node_rank: int, why: str) -> None:
+        channel = self.channels.pop(node_rank, None)
+        if channel is not None:
+            channel.close()
+        reason = f"lost node {node_rank}" + (f" ({channel.peer})" if channel else "") + f": {why}"
+        log(reason)
+        self.results[node_rank] = RoundResult(node_rank, NodeOutcome.LOST, [], reason)
+        self._halt(node_rank, reason)
+
+    @staticmethod
+    def _try_send(channel: Channel, kind: str, **fields) -> None:
+        try:
+            channel.send(kind, **fields)
+        except ConnectionLost:
+            pass
+
+
+class NodeCoordinator:
+    """Nodes 1..nnodes-1: join node 0's rendezvous, then follow its start/stop/verdict messages."""
+
+    def __init__(self, spec: LaunchSpec, signals: StopSignals):
+        self.spec = spec
+        self.signals = signals
+        self.channel: Channel | None = None
+        self.lost_reason: str | None = None
+        self.host_addr = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.spec.master_addr}:{self.spec.master_port}"
+
+    def rendezvous(self) -> None:
+        deadline = time.monotonic() + self.spec.rdzv_timeout
+        self.channel = self._connect(deadline)
+        hello = self._expect(("hello",), deadline - time.monotonic(), "greet this node")
+        if hello["authenticated"] != (self.spec.user_secret is not None):
+            where = "node 0 but not on this node" if hello["authenticated"] else "this node but not on node 0"
+            raise LaunchError(f"DISTTORCH_SECRET is set on {where} (rendezvous {self.address}); "
+                              f"set the same secret on every node, or on none")
+        proof = _proof(self.spec.user_secret, hello["nonce"]) if self.spec.user_secret else None
+        self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes, nproc=self.spec.nproc,
+                   host=socket.gethostname(), proof=proof)
+        self._expect(("joined",), deadline - time.monotonic(), "accept this node")
+        log(f"node {self.spec.node_rank}: joined the rendezvous at {self.address}; waiting for the other nodes")
+
+    def _connect(self, deadline: float) -> Channel:
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            self.signals.check()
+            try:
+                sock = socket.create_connection((self.spec.master_addr, self.spec.master_port),
+                                                timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+            except OSError as error:
+                last_error = error.strerror or str(error)
+                time.sleep(POLL_SECONDS)
+                continue
+            sock.settimeout(None)
+            self.host_addr = sock.getsockname()[0]
+            return Channel(sock, self.spec.master_addr)
+        raise LaunchError(
+            f"could not reach node 0's launcher at {self.address} within --rdzv-timeout "
+            f"{self.spec.rdzv_timeout:g}s ({last_error}); start `{_rendezvous_command(self.spec, '0')}` "
+            f"there and check that --master-addr/--master-port point at it")
+
+    def _expect(self, kinds: tuple[str, ...], timeout: float, what: str) -> dict:
+        """The next message of one of `kinds`, skipping leftover stops; errors and aborts become LaunchErrors."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self.channel.receive(max(0.0, deadline - time.monotonic()), self.signals)
+            except ConnectionLost:
+                raise LaunchError(f"node 0's launcher at {self.address} closed the connection") from None
+            if message is None:
+                raise LaunchError(f"node 0 at {self.address} did not {what} within {timeout:g}s")
+            if message["kind"] in ("error", "abort"):
+                raise LaunchError(f"node 0 at {self.address}: {message['reason']}")
+            if message["kind"] in kinds:
+                return message
+
+    def begin_round(self, restart_count: int) -> RoundPlan:
+        # Node 0 may still be waiting for slower nodes; it aborts everyone itself when its timeout ends.
+        start = self._expect(("start",), self.spec.rdzv_timeout + RESULT_SLACK_SECONDS, "start the job")
+        return RoundPlan(start["restart_count"], start["world_size"], start["rank_offset"],
+                         start["worker_master_port"], start["secret"] or self.spec.user_secret, self.host_addr)
+
+    def wait(self, timeout: float) -> str | None:
+        if self.lost_reason is not None:
+            return self.lost_reason
+        try:
+            message = self.channel.receive(timeout)
+        except ConnectionLost:
+            self._mark_lost()
+            return self.lost_reason
+        if message is not None and message["kind"] == "stop":
+            return message["reason"]
+        return None
+
+    def announce_halt(self, reason: str) -> None:
+        self._send("halt", reason=reason)
+
+    def finish_round(self, result: RoundResult, restart_count: int) -> Verdict:
+        self._send("result", result=result.to_json())
+        while self.lost_reason is None:
+            if self.signals.signum is not None and result.outcome is not NodeOutcome.INTERRUPTED:
+                reason = f"node {self.spec.node_rank}'s launcher got {self.signals.name}"
+                result = RoundResult(result.node_rank, NodeOutcome.INTERRUPTED, result.failures, reason)
+                self._send("halt", reason=reason)
+                self._send("result", result=result.to_json())
+            try:
+                message = self.channel.receive(POLL_SECONDS)
+            except ConnectionLost:
+                self._mark_lost()
+                break
+            if message is not None and message["kind"] == "verdict":
+                return Verdict.from_json(message["verdict"])
+        return Verdict(restart=False, failed=True, failures=result.failures, reason=self.lost_reason)
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+
+    def _send(self, kind: str, **fields) -> None:
+        if self.lost_reason is not None:
+            return
+        try:
+            self.channel.send(kind, **fields)
+        except ConnectionLost:
+            self._mark_lost()
+
+    def _mark_lost(self) -> None:
+        self.lost_reason = f"lost the connection to node 0's launcher at {self.address}"
+        log(self.lost_reason)

@@ -1,0 +1,38 @@
+"""The table the launcher prints when the job fails."""
+
+import signal
+
+from launcher.workers import Failure, describe_exit
+
+_RULE = "=" * 72
+
+
+def failure_summary(failures: list[Failure], reason: str, multi_node: bool) -> str:
+    """Rank, host, pid and how each failed worker ended (root cause first, marked), then its last stderr lines."""
+    lines = [_RULE, f"disttorch-launch: job FAILED: {reason}"]
+    if failures:
+        lines.append("")
+        lines.extend(_table(failures, multi_node))
+        for index, failure in enumerate(failures):
+            marker = " (root cause)" if index == 0 else ""
+            lines.append("")
+            lines.append(f"rank {failure.rank}{marker}: last lines of stderr:")
+            lines.extend(f"    {line}" for line in failure.stderr_tail or ["(nothing written to stderr)"])
+    lines.append(_RULE)
+    return "\n".join(lines)
+
+
+def _table(failures: list[Failure], multi_node: bool) -> list[str]:
+    header = ["rank", "node", "host", "pid", "exit", ""] if multi_node else ["rank", "host", "pid", "exit", ""]
+    rows = [header]
+    for index, failure in enumerate(failures):
+        row = [str(failure.rank), str(failure.node_rank), failure.host, str(failure.pid), describe_exit(failure.exit_code)]
+        if not multi_node:
+            del row[1]
+        rows.append(row + ["<- root cause" if index == 0 else ""])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def interruption_message(signum: int) -> str:
+    return f"disttorch-launch: stopped by {signal.Signals(signum).name}; all workers were terminated"

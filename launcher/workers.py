@@ -1,0 +1,224 @@
+"""The workers of one node for one attempt: spawning, watching, and stopping them (torchrun's states)."""
+
+import ctypes
+import enum
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from launcher.config import LaunchSpec, RoundPlan
+from launcher.env import worker_env
+from launcher.output import OutputPump, console_streams
+
+_PR_SET_PDEATHSIG = 1
+# Looked up once here: the child between fork and exec should do as little as possible.
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+PUMP_JOIN_SECONDS = 5.0
+
+
+class WorkerState(str, enum.Enum):
+    INIT = "INIT"
+    HEALTHY = "HEALTHY"
+    STOPPED = "STOPPED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@dataclass
+class Failure:
+    """A worker that ended badly on its own (not one the launcher stopped); travels between nodes as JSON."""
+
+    rank: int
+    local_rank: int
+    node_rank: int
+    host: str
+    pid: int
+    exit_code: int  # negative: killed by that signal, like Popen.returncode
+    stderr_tail: list[str]
+    timestamp: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Failure":
+        return cls(**data)
+
+
+_SIGNAL_HINTS = {
+    signal.SIGKILL: "likely out of memory",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGBUS: "bus error; shared memory may be too small",
+    signal.SIGABRT: "aborted",
+}
+
+
+def describe_exit(exit_code: int) -> str:
+    if exit_code >= 0:
+        return f"exit code {exit_code}"
+    try:
+        sig = signal.Signals(-exit_code)
+    except ValueError:
+        return f"signal {-exit_code}"
+    hint = _SIGNAL_HINTS.get(sig)
+    return f"{sig.name} ({hint})" if hint else sig.name
+
+
+def _die_with_parent(launcher_pid: int):
+    def in_child():
+        # The kernel signals on exit of the *thread* that forked, so only the main thread spawns workers.
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+@dataclass
+class Worker:
+    local_rank: int
+    rank: int
+    process: subprocess.Popen | None = None
+    state: WorkerState = WorkerState.INIT
+    stopped_by_launcher: bool = False
+    pumps: list[OutputPump] = field(default_factory=list)
+    failure: Failure | None = None
+
+
+class WorkerGroup:
+    """All workers of this node for one attempt. Each worker leads its own process group, so stopping
+    it also stops whatever it spawned (data loader processes, shells)."""
+
+    def __init__(self, spec: LaunchSpec, plan: RoundPlan):
+        self.spec = spec
+        self.plan = plan
+        self.host = socket.gethostname()
+        self.workers = [Worker(local, plan.rank_offset + local) for local in range(spec.nproc)]
+
+    def start(self) -> None:
+        launcher_pid = os.getpid()
+        for worker in self.workers:
+            stdout_log, stderr_log = self._open_logs(worker.rank)
+            worker.process = subprocess.Popen(
+                [sys.executable, "-u", *self.spec.command],
+                env=worker_env(os.environ, self.spec, self.plan, worker.local_rank),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(launcher_pid),
+            )
+            worker.state = WorkerState.HEALTHY
+            worker.pumps = self._start_pumps(worker, stdout_log, stderr_log)
+
+    def _open_logs(self, rank: int):
+        if self.spec.log_dir is None:
+            return None, None
+        self.spec.log_dir.mkdir(parents=True, exist_ok=True)
+        logs = []
+        for stream in ("stdout", "stderr"):
+            log = open(Path(self.spec.log_dir) / f"rank_{rank}.{stream}.log", "ab")
+            if self.plan.restart_count:
+                log.write(f"===== restart {self.plan.restart_count} =====\n".encode())
+            logs.append(log)
+        return logs
+
+    def _start_pumps(self, worker: Worker, stdout_log, stderr_log) -> list[OutputPump]:
+        to_console = self.spec.log_dir is None or self.spec.tee
+        console_out, console_err = console_streams() if to_console else (None, None)
+        prefix = f"[{self.spec.rank_label(worker.rank)}] "
+        pumps = [
+            OutputPump(worker.process.stdout, prefix, console_out, stdout_log),
+            OutputPump(worker.process.stderr, prefix, console_err, stderr_log),
+        ]
+        for pump in pumps:
+            pump.start()
+        return pumps
+
+    def poll(self) -> WorkerState:
+        """Updates every worker and returns the group's state: FAILED as soon as one worker failed."""
+        for worker in self.workers:
+            if worker.state is WorkerState.HEALTHY and worker.process.poll() is not None:
+                self._record_exit(worker)
+        states = {worker.state for worker in self.workers}
+        if WorkerState.FAILED in states:
+            return WorkerState.FAILED
+        if states == {WorkerState.SUCCEEDED}:
+            self._join_pumps()
+            return WorkerState.SUCCEEDED
+        return WorkerState.HEALTHY
+
+    def _record_exit(self, worker: Worker) -> None:
+        code = worker.process.returncode
+        if code == 0:
+            worker.state = WorkerState.SUCCEEDED
+        elif worker.stopped_by_launcher:
+            worker.state = WorkerState.STOPPED
+        else:
+            worker.state = WorkerState.FAILED
+            worker.failure = Failure(
+                rank=worker.rank,
+                local_rank=worker.local_rank,
+                node_rank=self.spec.node_rank,
+                host=self.host,
+                pid=worker.process.pid,
+                exit_code=code,
+                stderr_tail=[],
+                timestamp=time.time(),
+            )
+
+    def first_failure(self) -> Failure:
+        return min((w.failure for w in self.workers if w.failure is not None), key=lambda failure: failure.timestamp)
+
+    def failures(self) -> list[Failure]:
+        """Failures in the order they were seen, each with the last lines its worker wrote to stderr.
+        Call after stop(): it waits for the output of the failed workers to be read to the end."""
+        self._join_pumps()
+        failed = [worker for worker in self.workers if worker.failure is not None]
+        for worker in failed:
+            worker.failure.stderr_tail = list(worker.pumps[1].tail)
+        return sorted((worker.failure for worker in failed), key=lambda failure: failure.timestamp)
+
+    def stop(self, grace_period: float, hurry=lambda: False) -> None:
+        """SIGTERM to every worker's process group, SIGKILL to what is left after the grace period
+        (or at once when `hurry()` turns true), then reap everything."""
+        started = [worker for worker in self.workers if worker.process is not None]
+        for worker in started:
+            if worker.process.poll() is None:
+                worker.stopped_by_launcher = True
+            _signal_group(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_period
+        while any(worker.process.poll() is None for worker in started):
+            if time.monotonic() >= deadline or hurry():
+                break
+            time.sleep(0.02)
+        for worker in started:
+            # Also reaches children a finished worker left behind in its group.
+            _signal_group(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+            if worker.state is WorkerState.HEALTHY:
+                self._record_exit(worker)
+        self._join_pumps()
+
+    def _join_pumps(self) -> None:
+        deadline = time.monotonic() + PUMP_JOIN_SECONDS
+        for worker in self.workers:
+            for pump in worker.pumps:
+                # A grandchild outside the group could hold the pipe open; never wait on it forever.
+                pump.join(max(0.0, deadline - time.monotonic()))
+
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers if worker.process is not None]
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
