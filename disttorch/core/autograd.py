@@ -19,6 +19,9 @@ _FREED_MESSAGE = (
 
 Tensor = None  # bound by tensor.py once the class exists (avoids an import cycle)
 
+# When set (by disttorch.jit.trace), called as tracer(op_class, args, result) after every op.
+tracer = None
+
 
 class Function:
     """Base class of every differentiable op; an instance is both the ctx and the graph node."""
@@ -65,18 +68,24 @@ class Function:
                 needs.append(False)
         ctx.needs_input_grad = needs
         out = cls.forward(ctx, *raw)
+        if tracer is not None:
+            return _traced(cls, ctx, args, out, record)
+        return ctx._finish(args, out, record)
+
+    def _finish(self, args, out, record):
+        """The tail of apply(), shared with the traced path."""
         if not (record and grad_mode._enabled[0]):
             if isinstance(out, tuple):
                 return tuple(Tensor._wrap(o) for o in out)
             return Tensor._wrap(out)
         result = Tensor._wrap(out)
         result.requires_grad = True
-        result.grad_fn = ctx
-        ctx.next_functions = tuple(
-            (a.grad_fn or a._accumulator()) if n else None for a, n in zip(args, needs)
+        result.grad_fn = self
+        self.next_functions = tuple(
+            (a.grad_fn or a._accumulator()) if n else None for a, n in zip(args, self.needs_input_grad)
         )
-        if ctx._saved:
-            ctx._record_versions(args, result)
+        if self._saved:
+            self._record_versions(args, result)
         return result
 
     def _record_versions(self, args, result):
@@ -127,6 +136,12 @@ class Function:
     @staticmethod
     def backward(ctx, *grads):
         raise NotImplementedError
+
+
+def _traced(cls, ctx, args, out, record):
+    result = ctx._finish(args, out, record)
+    tracer(cls, args, result)
+    return result
 
 
 class AccumulateGrad:

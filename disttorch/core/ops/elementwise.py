@@ -50,11 +50,17 @@ class Mul(Function):
         return (sum_to(g * b, _shape(a)) if need_a else None), (sum_to(g * a, _shape(b)) if need_b else None)
 
 
+def _is_integral(x):
+    """Integer or bool array, or a Python int/bool scalar."""
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind in "biu" if dtype is not None else not isinstance(x, float)
+
+
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        if getattr(a, "dtype", np.float64).kind in "biu" and getattr(b, "dtype", np.float64).kind in "biu":
+        if _is_integral(a) and _is_integral(b):
             return np.true_divide(a, b).astype(np.float32)
         return a / b
 
@@ -262,7 +268,7 @@ class Abs(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return abs(x)
+        return get_array_module(x).abs(x)
 
     @staticmethod
     def backward(ctx, g):

@@ -19,10 +19,10 @@ class Matmul(Function):
         # 1-d operands are promoted to matrices for the products, then the added dim is dropped.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
         if b.ndim == 1:
             g = xp.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = xp.expand_dims(g, -2)
         ga = gb = None
         if need_a:
             ga = g @ xp.swapaxes(b2, -1, -2)

@@ -53,7 +53,7 @@ def _collate_sequence(batch, elem):
     if any(len(item) != size for item in batch):
         raise RuntimeError("each element in list of batch should be of equal size")
     transposed = list(zip(*batch))
-    collated = [default_collate(list(samples)) for samples in transposed]
+    collated = [default_collate(samples) for samples in transposed]
     if isinstance(elem, tuple):
         return collated
     if isinstance(elem, collections.abc.MutableSequence):
@@ -107,7 +107,7 @@ def default_collate(batch):
     if isinstance(elem, collections.abc.Mapping):
         return _collate_mapping(batch, elem)
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return type(elem)(*(default_collate(list(samples)) for samples in zip(*batch)))
+        return type(elem)(*(default_collate(samples) for samples in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         return _collate_sequence(batch, elem)
     raise TypeError(_COLLATE_ERROR.format(type(elem)))

@@ -126,32 +126,42 @@ class DataLoader:
         return _MultiProcessIter(self)
 
     def __len__(self):
-        if not self._is_iterable:
-            return len(self._index_sampler)
-        length = len(self.dataset)
-        if self.batch_size is not None:
-            if self.drop_last:
-                return length // self.batch_size
-            return -(-length // self.batch_size)
+        return _length(self._is_iterable, self.dataset, self._index_sampler, self.batch_size, self.drop_last)
+
+
+def _length(is_iterable, dataset, index_sampler, batch_size, drop_last):
+    if not is_iterable:
+        return len(index_sampler)
+    length = len(dataset)
+    if batch_size is None:
         return length
+    return length // batch_size if drop_last else -(-length // batch_size)
 
 
 class _BaseIter:
+    """Holds copies of the loader's settings, not the loader: a persistent loader keeps its iterator, and a
+    cycle between the two would delay worker shutdown until the cycle collector runs."""
+
     def __init__(self, loader):
-        self._loader = loader
+        self._dataset = loader.dataset
+        self._is_iterable = loader._is_iterable
+        self._index_sampler = loader._index_sampler
+        self._auto_collation = loader._auto_collation
+        self._collate_fn = loader.collate_fn
+        self._batch_size = loader.batch_size
+        self._drop_last = loader.drop_last
         self._fetcher_class = IterableFetcher if loader._is_iterable else MapFetcher
         self._shutdown = False
-        self._sampler_iter = iter(loader._index_sampler)
+        self._sampler_iter = iter(self._index_sampler)
 
     def __iter__(self):
         return self
 
     def __len__(self):
-        return len(self._loader)
+        return _length(self._is_iterable, self._dataset, self._index_sampler, self._batch_size, self._drop_last)
 
     def _make_fetcher(self):
-        loader = self._loader
-        return self._fetcher_class(loader.dataset, loader._auto_collation, loader.collate_fn, loader.drop_last)
+        return self._fetcher_class(self._dataset, self._auto_collation, self._collate_fn, self._drop_last)
 
 
 class _SingleProcessIter(_BaseIter):
@@ -195,15 +205,15 @@ class _MultiProcessIter(_BaseIter):
             index_queue.cancel_join_thread()
             worker = context.Process(
                 target=worker_loop, daemon=True,
-                args=(self._fetcher_class, loader.dataset, index_queue, self._result_queue, self._done_event,
-                      loader._auto_collation, loader.collate_fn, loader.drop_last, base_seed,
+                args=(self._fetcher_class, self._dataset, index_queue, self._result_queue, self._done_event,
+                      self._auto_collation, self._collate_fn, self._drop_last, base_seed,
                       loader.worker_init_fn, worker_id, self._num_workers, os.getpid()))
             worker.start()
             self._index_queues.append(index_queue)
             self._workers.append(worker)
 
     def _reset(self, first_epoch=False):
-        self._sampler_iter = iter(self._loader._index_sampler)
+        self._sampler_iter = iter(self._index_sampler)
         self._send_index = 0
         self._receive_index = 0
         self._tasks = {}  # task index -> [worker_id] or [worker_id, data] once it arrived out of order

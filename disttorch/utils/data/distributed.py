@@ -8,9 +8,8 @@ from .sampler import Sampler
 
 def _default_group_value(getter_name):
     from disttorch import distributed
-    if not distributed.is_available():
-        raise RuntimeError("Requires distributed package to be available")
-    if not distributed.is_initialized():
+    is_initialized = getattr(distributed, "is_initialized", None)
+    if is_initialized is None or not is_initialized():
         raise ValueError("Default process group has not been initialized, please make sure to call "
                          "init_process_group (or pass num_replicas and rank to DistributedSampler).")
     return getattr(distributed, getter_name)()

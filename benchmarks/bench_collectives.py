@@ -1,0 +1,97 @@
+"""all_reduce float32 SUM: disttorch's ZeroMQ ring vs torch.distributed gloo.
+
+Both backends are initialised in the same worker processes and measured
+alternately at each size, so they see the same machine load. Prints time,
+algbw and busbw (algbw * 2(n-1)/n) per size for world sizes 2 and 4; the last
+line compares the two at world size 2:
+
+    collectives: ratio_4k=A ratio_256k=B ratio_4m=C ratio_32m=D   (gloo time / disttorch time)
+"""
+import argparse
+import os
+import socket
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch.multiprocessing as mp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+SIZES = [("4k", 4 << 10), ("256k", 256 << 10), ("4m", 4 << 20), ("32m", 32 << 20)]
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _time_per_op(run, nbytes, budget_s):
+    iterations = max(3, min(2000, int(budget_s * 1.5e9 / max(nbytes, 64 << 10))))
+    run()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        run()
+    return (time.perf_counter() - start) / iterations
+
+
+def _worker(rank, world_size, ports, rounds, budget_s, results):
+    import torch
+    import torch.distributed as gloo
+    import disttorch.comm as comm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]))
+    comm.init("env://", rank=rank, world_size=world_size, timeout=120)
+    gloo.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{ports[1]}", rank=rank,
+                            world_size=world_size)
+    for label, nbytes in SIZES:
+        ours = np.zeros(nbytes // 4, np.float32)
+        theirs = torch.zeros(nbytes // 4)
+        timings = {"disttorch": [], "gloo": []}
+        for _ in range(rounds):
+            comm.barrier()
+            timings["disttorch"].append(_time_per_op(lambda: comm.all_reduce(ours), nbytes, budget_s))
+            gloo.barrier()
+            timings["gloo"].append(_time_per_op(lambda: gloo.all_reduce(theirs), nbytes, budget_s))
+        if rank == 0:
+            results[(world_size, label)] = {name: statistics.median(values)
+                                            for name, values in timings.items()}
+    gloo.destroy_process_group()
+    comm.shutdown()
+
+
+def _report(world_size, results):
+    factor = 2 * (world_size - 1) / world_size
+    print(f"world size {world_size}")
+    for label, nbytes in SIZES:
+        row = results[(world_size, label)]
+        cells = []
+        for name in ("disttorch", "gloo"):
+            seconds = row[name]
+            cells.append(f"{name} {seconds * 1e6:9.1f} us busbw {nbytes / seconds * factor / 1e9:5.2f} GB/s")
+        print(f"  {label:>5}: " + " | ".join(cells) + f" | ratio {row['gloo'] / row['disttorch']:.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world-sizes", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=0.25, help="seconds per measurement")
+    args = parser.parse_args()
+    manager = mp.Manager()
+    results = manager.dict()
+    for world_size in args.world_sizes:
+        ports = (_free_port(), _free_port())
+        mp.spawn(_worker, args=(world_size, ports, args.rounds, args.budget, results),
+                 nprocs=world_size)
+        _report(world_size, results)
+    if (2, "4k") in results:
+        ratios = " ".join(f"ratio_{label}={results[(2, label)]['gloo'] / results[(2, label)]['disttorch']:.2f}"
+                          for label, _ in SIZES)
+        print(f"collectives: {ratios}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""ZeroMQ communication layer of disttorch, on raw numpy (or cupy) arrays.
+
+The entry point for gradient bucketing (DDP) is::
+
+    work = disttorch.comm.all_reduce(array, op=ReduceOp.SUM, group=None, async_op=True)
+    ...                       # keep computing; do not touch ``array`` meanwhile
+    work.wait(timeout=None)   # ``array`` now holds the reduction, in place
+
+``array`` is any numpy array (contiguous ones are reduced in place with no
+copy; cupy arrays are staged through host memory). Without ``async_op`` the
+call blocks and returns None. Collectives run one at a time in call order on a
+background thread, so several async all_reduces may be in flight; each
+returned ``Work`` has ``wait(timeout)`` and ``is_completed()``.
+
+``group`` is a ``ProcessGroup`` from ``new_group`` (None: every rank). Every
+ProcessGroup method (all_reduce, reduce, broadcast, all_gather,
+reduce_scatter, gather, scatter, all_to_all, barrier, send, recv) takes arrays
+and group ranks; disttorch.distributed wraps them for Tensors.
+"""
+from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
+                     DistNetworkError, DistStoreError, RankFailure)
+from .process_group import ProcessGroup, ReduceOp, World, init_world
+from .store import TCPStore
+from .work import Work
+
+_world = None
+
+
+def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, backend="zmq"):
+    """Join the job (see disttorch.distributed.init_process_group for the arguments)."""
+    global _world
+    if _world is not None:
+        raise RuntimeError("the default process group is already initialized; call "
+                           "destroy_process_group() before initializing it again")
+    _world = init_world(init_method, rank, world_size, timeout, store, backend)
+    return _world
+
+
+def world():
+    if _world is None:
+        raise ValueError("Default process group has not been initialized, please make sure "
+                         "to call init_process_group.")
+    return _world
+
+
+def is_initialized():
+    return _world is not None
+
+
+def shutdown():
+    """Close every socket of this process's job membership (idempotent)."""
+    global _world
+    if _world is not None:
+        current, _world = _world, None
+        current.close()
+
+
+def group_or_default(group):
+    return world().default_group if group is None else group
+
+
+def all_reduce(array, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce ``array`` in place across ``group``; returns a Work when ``async_op``."""
+    return group_or_default(group).all_reduce(array, op, async_op)
+
+
+def broadcast(array, src=0, group=None, async_op=False):
+    """Copy group rank ``src``'s ``array`` into every rank's ``array``."""
+    return group_or_default(group).broadcast(array, src, async_op)
+
+
+def barrier(group=None, async_op=False):
+    return group_or_default(group).barrier(async_op)
+
+
+__all__ = [
+    "CollectiveMismatch", "CollectiveTimeout", "DistBackendError", "DistError",
+    "DistNetworkError", "DistStoreError", "ProcessGroup", "RankFailure", "ReduceOp",
+    "TCPStore", "Work", "World", "all_reduce", "barrier", "broadcast", "group_or_default",
+    "init", "init_world", "is_initialized", "shutdown", "world",
+]

@@ -1,0 +1,363 @@
+"""Process groups over the ZeroMQ transport, working on raw ndarrays.
+
+A ``ProcessGroup`` numbers its collectives (the sequence number that goes into
+every header), runs them through the shared ``Executor`` and turns arrays of
+any layout or device into the flat, contiguous host buffers the algorithms in
+collectives.py expect. Ranks passed to its methods are group ranks.
+"""
+import enum
+import os
+import urllib.parse
+from datetime import timedelta
+
+import msgpack
+import numpy as np
+
+from . import auth
+from . import collectives as algo
+from .errors import DistBackendError, DistError
+from .store import TCPStore, as_seconds
+from .transport import DATA, P2P_GROUP, OpContext, Transport
+from .work import Executor
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+
+
+class ReduceOp(enum.Enum):
+    """torch.distributed.ReduceOp: ``dist.ReduceOp.SUM`` and friends."""
+    SUM = "sum"
+    AVG = "avg"
+    PRODUCT = "product"
+    MIN = "min"
+    MAX = "max"
+    BAND = "band"
+    BOR = "bor"
+    BXOR = "bxor"
+
+
+def reduce_op_name(op):
+    if isinstance(op, ReduceOp):
+        return op.value
+    name = getattr(op, "name", op)
+    if isinstance(name, str) and name.lower() in algo.REDUCE_UFUNCS:
+        return name.lower()
+    raise ValueError(f"unknown reduce op {op!r}; use one of {[member.name for member in ReduceOp]}")
+
+
+class Channel:
+    """One collective's view of the transport: group ranks in, global ranks out."""
+    __slots__ = ("_transport", "_members", "_ctx", "_header", "size", "rank")
+
+    def __init__(self, transport, members, rank, ctx, header):
+        self._transport = transport
+        self._members = members
+        self._ctx = ctx
+        self._header = header
+        self.size = len(members)
+        self.rank = rank
+
+    def others(self):
+        return [peer for peer in range(self.size) if peer != self.rank]
+
+    def send(self, peer, payload, track=False):
+        return self._transport.send(self._members[peer], self._header, payload, track)
+
+    def recv(self, peer):
+        return self._transport.recv(self._members[peer], self._header, self._ctx)
+
+    def wait_sent(self, trackers):
+        self._transport.wait_sent([tracker for tracker in trackers if tracker is not None],
+                                  self._ctx)
+
+
+def _host_buffer(array):
+    """(flat contiguous numpy buffer, copy_back or None) for a numpy or cupy array.
+
+    Contiguous numpy arrays are used in place; cupy arrays are staged through
+    host memory, strided arrays through a contiguous copy.
+    """
+    if isinstance(array, np.ndarray):
+        if array.flags.c_contiguous:
+            return array.reshape(-1), None
+        flat = np.ascontiguousarray(array).reshape(-1)
+        return flat, lambda: array.__setitem__(Ellipsis, flat.reshape(array.shape))
+    if hasattr(array, "__cuda_array_interface__"):
+        flat = array.get().reshape(-1)
+        return flat, lambda: array.__setitem__(Ellipsis, flat.reshape(array.shape))
+    raise TypeError(f"collectives need numpy or cupy arrays, got {type(array).__name__}")
+
+
+def _source_buffer(array):
+    return _host_buffer(array)[0]
+
+
+class ProcessGroup:
+    """A set of global ranks that run collectives together (group ranks 0..size-1)."""
+
+    def __init__(self, world, group_id, ranks):
+        self._world = world
+        self.group_id = group_id
+        self.ranks = list(ranks)
+        self.rank = self.ranks.index(world.rank)
+        self.size = len(self.ranks)
+        self._seq = 0
+        self._failure = None
+
+    def __repr__(self):
+        return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
+
+    def _run(self, op, dtype, count, reduce_op, algorithm, async_op):
+        if self._failure is not None:
+            raise DistBackendError(
+                f"process group {self.group_id} cannot run {op}: an earlier collective failed "
+                f"({self._failure}). Destroy and re-create the process group")
+        self._seq += 1
+        seq = self._seq
+        header = msgpack.packb([DATA, self.group_id, seq, op, np.dtype(dtype).str, count,
+                                reduce_op or ""])
+        transport = self._world.transport
+
+        def job():
+            ctx = OpContext(self.group_id, self.ranks, seq, op, self._world.timeout)
+            transport.progress[self.group_id] = (seq, op, True)
+            try:
+                algorithm(Channel(transport, self.ranks, self.rank, ctx, header))
+            except DistError as error:
+                self._failure = error
+                raise
+            finally:
+                transport.progress[self.group_id] = (seq, op, False)
+
+        return self._world.executor.run(job, f"{op} #{seq} of group {self.group_id}", async_op)
+
+    # ------------------------------------------------------------- collectives
+    def all_reduce(self, array, op=ReduceOp.SUM, async_op=False):
+        """Reduce ``array`` across the group in place; returns a Work if async_op."""
+        op_name = reduce_op_name(op)
+        algo.check_reduce_op(op_name, array.dtype)
+        flat, copy_back = _host_buffer(array)
+
+        def run(ch):
+            algo.all_reduce(ch, flat, op_name)
+            if copy_back:
+                copy_back()
+        return self._run("all_reduce", array.dtype, flat.size, op_name, run, async_op)
+
+    def reduce(self, array, dst, op=ReduceOp.SUM, async_op=False):
+        op_name = reduce_op_name(op)
+        algo.check_reduce_op(op_name, array.dtype)
+        flat, copy_back = _host_buffer(array)
+
+        def run(ch):
+            algo.reduce(ch, flat, op_name, dst)
+            if copy_back and ch.rank == dst:
+                copy_back()
+        return self._run("reduce", array.dtype, flat.size, op_name, run, async_op)
+
+    def broadcast(self, array, src, async_op=False):
+        flat, copy_back = _host_buffer(array)
+
+        def run(ch):
+            algo.broadcast(ch, flat, src)
+            if copy_back and ch.rank != src:
+                copy_back()
+        return self._run("broadcast", array.dtype, flat.size, None, run, async_op)
+
+    def all_gather(self, output, array, async_op=False):
+        """``output`` holds size * array.size elements, filled in group-rank order."""
+        self._check_output_size("all_gather", output, array.size * self.size)
+        out, copy_back = _host_buffer(output)
+        mine = _source_buffer(array)
+
+        def run(ch):
+            algo.all_gather(ch, out, mine)
+            if copy_back:
+                copy_back()
+        return self._run("all_gather", array.dtype, mine.size, None, run, async_op)
+
+    def reduce_scatter(self, output, array, op=ReduceOp.SUM, async_op=False):
+        """``array`` holds size * output.size elements; block r's reduction lands on rank r."""
+        self._check_output_size("reduce_scatter", array, output.size * self.size)
+        op_name = reduce_op_name(op)
+        algo.check_reduce_op(op_name, array.dtype)
+        out, copy_back = _host_buffer(output)
+        source = _source_buffer(array)
+
+        def run(ch):
+            algo.reduce_scatter(ch, out, source, op_name)
+            if copy_back:
+                copy_back()
+        return self._run("reduce_scatter", array.dtype, out.size, op_name, run, async_op)
+
+    def gather(self, array, outputs, dst, async_op=False):
+        """``outputs`` (on ``dst`` only) is a list of size arrays shaped like ``array``."""
+        mine = _source_buffer(array)
+        staged = [_host_buffer(output) for output in outputs or ()] if self.rank == dst else []
+        if self.rank == dst:
+            self._check_list("gather", staged, mine.size)
+
+        def run(ch):
+            algo.gather(ch, [flat for flat, _ in staged], mine, dst)
+            for _, copy_back in staged:
+                if copy_back:
+                    copy_back()
+        return self._run("gather", array.dtype, mine.size, None, run, async_op)
+
+    def scatter(self, output, inputs, src, async_op=False):
+        """Rank r receives ``inputs[r]`` (a list given on ``src`` only) into ``output``."""
+        out, copy_back = _host_buffer(output)
+        blocks = [_source_buffer(block) for block in inputs or ()] if self.rank == src else []
+        if self.rank == src:
+            self._check_list("scatter", [(block, None) for block in blocks], out.size)
+
+        def run(ch):
+            algo.scatter(ch, out, blocks, src)
+            if copy_back:
+                copy_back()
+        return self._run("scatter", output.dtype, out.size, None, run, async_op)
+
+    def all_to_all(self, outputs, inputs, async_op=False):
+        """Rank r sends ``inputs[j]`` to rank j and receives rank j's into ``outputs[j]``."""
+        if len(outputs) != self.size or len(inputs) != self.size:
+            raise ValueError(f"all_to_all needs {self.size} input and output arrays (one per "
+                             f"rank), got {len(inputs)} inputs and {len(outputs)} outputs")
+        staged = [_host_buffer(output) for output in outputs]
+        sources = [_source_buffer(block) for block in inputs]
+
+        def run(ch):
+            algo.all_to_all(ch, [flat for flat, _ in staged], sources)
+            for _, copy_back in staged:
+                if copy_back:
+                    copy_back()
+        total = sum(source.size for source in sources)
+        return self._run("all_to_all", inputs[0].dtype, total, None, run, async_op)
+
+    def barrier(self, async_op=False):
+        return self._run("barrier", np.uint8, 0, None, algo.barrier, async_op)
+
+    # ------------------------------------------------------------ point to point
+    def send(self, array, dst, tag=0):
+        """Send ``array`` to group rank ``dst``; returns once ZeroMQ owns the data."""
+        flat = _source_buffer(array)
+        world = self._world
+        header = msgpack.packb([DATA, P2P_GROUP, tag, "send", flat.dtype.str, flat.size, ""])
+        peer = self.ranks[dst]
+
+        def job():
+            ctx = OpContext(P2P_GROUP, [peer], tag, f"send(tag={tag})", world.timeout)
+            channel = Channel(world.transport, {0: peer}, None, ctx, header)
+            trackers = []
+            algo.send_array(channel, 0, flat, trackers)
+            channel.wait_sent(trackers)
+        world.executor.run(job, f"send to rank {peer}", False)
+
+    def recv(self, array, src=None, tag=0):
+        """Receive into ``array`` from group rank ``src`` (any rank if None); returns the sender."""
+        out, copy_back = _host_buffer(array)
+        world = self._world
+        expected = [DATA, P2P_GROUP, tag, "send", out.dtype.str, out.size, ""]
+        sources = {}
+
+        def job():
+            peer = None if src is None else self.ranks[src]
+            ctx = OpContext(P2P_GROUP, [] if peer is None else [peer], tag,
+                            f"recv(tag={tag})", world.timeout)
+            sender, fields, first = world.transport.recv_p2p(peer, tag, ctx)
+            if list(fields) != expected:
+                raise world.transport.abort(ctx, DistBackendError(
+                    f"recv on rank {world.rank} expected {out.dtype.name}[{out.size}] with "
+                    f"tag {tag} but rank {sender} sent {np.dtype(fields[4]).name}[{fields[5]}]; "
+                    "send and recv buffers must match in dtype and element count"))
+            _receive_pieces(world.transport, sender, tag, ctx, out, first)
+            if copy_back:
+                copy_back()
+            sources["rank"] = sender
+        world.executor.run(job, f"recv from rank {src}", False)
+        return self.ranks.index(sources["rank"])
+
+    def _check_output_size(self, op, array, expected):
+        if array.size != expected:
+            raise ValueError(f"{op} on a group of {self.size} ranks needs {expected} elements "
+                             f"there, got {array.size}")
+
+    def _check_list(self, op, staged, count):
+        if len(staged) != self.size or any(flat.size != count for flat, _ in staged):
+            raise ValueError(f"{op} needs a list of {self.size} arrays of {count} elements each "
+                             f"on the root rank, got sizes {[flat.size for flat, _ in staged]}")
+
+
+def _receive_pieces(transport, sender, tag, ctx, out, first):
+    spans = algo.pieces(0, out.size, out.itemsize) or [(0, 0)]
+    for index, (low, high) in enumerate(spans):
+        payload = first if index == 0 else transport.recv_p2p(sender, tag, ctx)[2]
+        out[low:high] = np.frombuffer(payload, dtype=out.dtype)
+
+
+class World:
+    """Everything one init_process_group call created: store, transport, groups."""
+
+    def __init__(self, store, rank, world_size, master_addr, timeout, backend):
+        self.rank = rank
+        self.world_size = world_size
+        self.timeout = timeout
+        self.backend = backend
+        self.store = store
+        generation = (store.add("disttorch/init_count", 1) - 1) // world_size
+        self.transport = Transport(store, rank, world_size, master_addr,
+                                   f"disttorch/{generation}", auth.job_secret())
+        self.executor = Executor()
+        self.default_group = ProcessGroup(self, 0, range(world_size))
+        self._next_group_id = 1
+        self.default_group.barrier()
+
+    def new_group(self, ranks):
+        """Every rank must call this in the same order; non-members get None."""
+        group_id = self._next_group_id
+        self._next_group_id += 1
+        ranks = sorted(set(self.default_group.ranks if ranks is None else ranks))
+        if any(not 0 <= rank < self.world_size for rank in ranks):
+            raise ValueError(f"new_group ranks {ranks} must lie in [0, {self.world_size})")
+        return ProcessGroup(self, group_id, ranks) if self.rank in ranks else None
+
+    def close(self):
+        self.executor.drain()
+        self.transport.close()
+        self.store.close()
+
+
+def _init_from_url(init_method, rank, world_size):
+    url = urllib.parse.urlparse(init_method)
+    if url.scheme == "env":
+        rank = int(os.environ["RANK"]) if rank < 0 else rank
+        world_size = int(os.environ["WORLD_SIZE"]) if world_size < 0 else world_size
+        return os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), \
+            rank, world_size
+    if url.scheme == "tcp":
+        query = urllib.parse.parse_qs(url.query)
+        rank = int(query.get("rank", [rank])[0])
+        world_size = int(query.get("world_size", [world_size])[0])
+        return url.hostname, url.port, rank, world_size
+    raise ValueError(f"unsupported init_method {init_method!r}; use 'env://' or 'tcp://host:port'")
+
+
+def init_world(init_method=None, rank=-1, world_size=-1, timeout=None, store=None,
+               backend="zmq"):
+    """Rendezvous with the other ranks and connect to all of them; returns a World."""
+    timeout = as_seconds(DEFAULT_TIMEOUT if timeout is None else timeout)
+    if store is None:
+        try:
+            master_addr, master_port, rank, world_size = _init_from_url(
+                init_method or "env://", rank, world_size)
+        except KeyError as missing:
+            raise ValueError(
+                f"init_process_group with env:// needs the environment variable {missing}; "
+                "start workers with disttorch-launch or set RANK, WORLD_SIZE, MASTER_ADDR "
+                "and MASTER_PORT") from None
+        store = TCPStore(master_addr, master_port, world_size, is_master=rank == 0,
+                         timeout=timeout)
+    else:
+        master_addr = getattr(store, "host", "127.0.0.1")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"invalid rank {rank} for world_size {world_size}: need "
+                         "0 <= rank < world_size")
+    return World(store, rank, world_size, master_addr, timeout, backend)

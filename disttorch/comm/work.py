@@ -1,0 +1,100 @@
+"""Work handles for asynchronous collectives, and the thread that runs them."""
+import datetime
+import queue
+import threading
+
+from .errors import CollectiveTimeout
+
+
+class Work:
+    """Handle of a collective started with ``async_op=True`` (torch.distributed.Work).
+
+    ``wait()`` blocks until the collective finished and re-raises its error;
+    ``is_completed()`` polls without blocking.
+    """
+
+    def __init__(self, description):
+        self._description = description
+        self._done = threading.Event()
+        self._error = None
+
+    def _finish(self, error=None):
+        self._error = error
+        self._done.set()
+
+    def is_completed(self):
+        return self._done.is_set()
+
+    def is_success(self):
+        return self._done.is_set() and self._error is None
+
+    def exception(self):
+        return self._error
+
+    def wait(self, timeout=None):
+        if isinstance(timeout, datetime.timedelta):
+            timeout = timeout.total_seconds()
+        if not self._done.wait(timeout):
+            raise CollectiveTimeout(
+                f"Work.wait: {self._description} did not finish within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        return True
+
+    synchronize = wait
+
+
+class Executor:
+    """Runs collectives one at a time, in submission order.
+
+    A blocking collective with nothing queued runs right in the caller's thread
+    (no thread hand-off on the latency path); anything else goes to one
+    background thread, which is what lets ``async_op`` overlap with compute.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread = None
+
+    def run(self, job, description, async_op):
+        if not async_op and self._pending == 0:
+            with self._lock:
+                job()
+            return None
+        work = Work(description)
+        with self._pending_lock:
+            self._pending += 1
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="disttorch-comm", daemon=True)
+            self._thread.start()
+        self._queue.put((job, work))
+        if async_op:
+            return work
+        work.wait()
+        return None
+
+    def _loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job, work = item
+            error = None
+            try:
+                with self._lock:
+                    job()
+            except BaseException as failure:  # handed to whoever waits on the Work
+                error = failure
+            with self._pending_lock:
+                self._pending -= 1
+            work._finish(error)
+
+    def drain(self):
+        """Wait for queued collectives, then stop the background thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None

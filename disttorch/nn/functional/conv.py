@@ -1,0 +1,215 @@
+"""Convolutions: conv1d, conv2d, conv_transpose1d/2d, as im2col + one matmul with col2im in backward."""
+from ...core.autograd import Function
+from ...core.backend import get_array_module
+from ._windows import as_pair, col2im, im2col, out_size, pad2d
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+
+def _to_nchw(rows, n, c, h, w):
+    """(C, N*H*W) matrix rows -> contiguous (N, C, H, W) array."""
+    xp = get_array_module(rows)
+    return xp.ascontiguousarray(rows.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+
+
+def _to_rows(x, groups):
+    """(N, C, H, W) -> (groups, C/groups, N*H*W): the layout the column matmuls consume."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, c // groups, n * h * w)
+
+
+class Conv2dFunction(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
+        n = x.shape[0]
+        out_ch, _, kh, kw = weight.shape
+        top, bottom, left, right = pads
+        x_padded = pad2d(x, top, bottom, left, right)
+        hp, wp = x_padded.shape[-2:]
+        oh = out_size(hp, kh, stride[0], dilation[0], 0, 0)
+        ow = out_size(wp, kw, stride[1], dilation[1], 0, 0)
+        cols = im2col(x_padded, (kh, kw), stride, dilation, (oh, ow))
+        cols = cols.reshape(groups, -1, cols.shape[-1])
+        w_rows = weight.reshape(groups, out_ch // groups, -1)
+        out = (w_rows @ cols).reshape(out_ch, n * oh * ow)
+        if bias is not None:
+            out += bias[:, None]
+        ctx.save_for_backward(cols, weight)
+        ctx.geometry = (x.shape, (hp, wp), (oh, ow), stride, pads, dilation, groups)
+        return _to_nchw(out, n, out_ch, oh, ow)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, weight = ctx.saved_tensors
+        in_shape, padded_hw, (oh, ow), stride, pads, dilation, groups = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        out_ch, in_per_group, kh, kw = weight.shape
+        grad_rows = _to_rows(grad, groups)
+        grad_x = grad_w = grad_b = None
+        if need_b:
+            grad_b = grad_rows.reshape(out_ch, -1).sum(axis=1)
+        if need_w:
+            grad_w = (grad_rows @ cols.swapaxes(1, 2)).reshape(weight.shape)
+        if need_x:
+            w_rows = weight.reshape(groups, out_ch // groups, -1)
+            grad_cols = w_rows.swapaxes(1, 2) @ grad_rows
+            n = in_shape[0]
+            grad_cols = grad_cols.reshape(in_per_group * groups, kh, kw, n, oh, ow)
+            canvas = col2im(grad_cols, padded_hw, (kh, kw), stride, dilation)
+            top, _, left, _ = pads
+            grad_x = canvas[:, :, top:top + in_shape[2], left:left + in_shape[3]]
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+class ConvTranspose2dFunction(Function):
+    """The adjoint of Conv2dFunction: forward scatters with col2im, backward gathers with im2col."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, output_padding, groups, dilation):
+        n, in_ch, h, w = x.shape
+        _, out_per_group, kh, kw = weight.shape
+        out_ch = out_per_group * groups
+        canvas_hw = tuple((size - 1) * s + d * (k - 1) + 1 + extra
+                          for size, s, d, k, extra in zip((h, w), stride, dilation, (kh, kw), output_padding))
+        x_rows = _to_rows(x, groups)
+        w_rows = weight.reshape(groups, in_ch // groups, -1)
+        cols = (w_rows.swapaxes(1, 2) @ x_rows).reshape(out_ch, kh, kw, n, h, w)
+        canvas = col2im(cols, canvas_hw, (kh, kw), stride, dilation)
+        (ph, pw) = padding
+        out = canvas[:, :, ph:canvas_hw[0] - ph, pw:canvas_hw[1] - pw]
+        if bias is not None:
+            out = out + bias.reshape(1, -1, 1, 1)
+        ctx.save_for_backward(x_rows, weight)
+        ctx.geometry = (x.shape, canvas_hw, stride, padding, dilation, groups)
+        return get_array_module(out).ascontiguousarray(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_rows, weight = ctx.saved_tensors
+        (n, in_ch, h, w), canvas_hw, stride, (ph, pw), dilation, groups = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        _, _, kh, kw = weight.shape
+        grad_x = grad_w = grad_b = None
+        if need_b:
+            grad_b = grad.sum(axis=(0, 2, 3))
+        if need_x or need_w:
+            grad_canvas = pad2d(grad, ph, canvas_hw[0] - ph - grad.shape[2], pw, canvas_hw[1] - pw - grad.shape[3])
+            grad_cols = im2col(grad_canvas, (kh, kw), stride, dilation, (h, w))
+            grad_cols = grad_cols.reshape(groups, -1, grad_cols.shape[-1])
+            if need_w:
+                grad_w = (x_rows @ grad_cols.swapaxes(1, 2)).reshape(weight.shape)
+            if need_x:
+                w_rows = weight.reshape(groups, in_ch // groups, -1)
+                grad_x = _to_nchw((w_rows @ grad_cols).reshape(in_ch, -1), n, in_ch, h, w)
+        return grad_x, grad_w, grad_b, None, None, None, None, None
+
+
+def _conv_padding(padding, kernel, stride, dilation):
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same' (which may be asymmetric)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding != "same":
+            raise RuntimeError(f"Invalid padding string: '{padding}'; use 'valid', 'same', an int or a pair")
+        if stride != (1, 1):
+            raise RuntimeError("padding='same' is not supported for strided convolutions; use stride=1 or an "
+                             "explicit padding")
+        pads = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    ph, pw = as_pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise RuntimeError(f"negative padding is not supported, got padding=({ph}, {pw})")
+    return ph, ph, pw, pw
+
+
+def _check_conv_args(name, x, weight, bias, groups, in_channels_expected):
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        got = f"{x.dtype}, weight {weight.dtype}" + ("" if bias is None else f", bias {bias.dtype}")
+        raise RuntimeError(f"{name}: input, weight and bias must have the same dtype, got input {got}. "
+                           "Convert the input with .to(weight.dtype) or the module with .to(dtype).")
+    if groups < 1:
+        raise RuntimeError(f"{name}: non-positive groups is not supported, got groups={groups}")
+    if x.shape[1] != in_channels_expected:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to have "
+            f"{in_channels_expected} channels, but got {x.shape[1]} channels instead")
+
+
+def _batched(name, x, spatial_dims):
+    """Adds the batch dim to unbatched input; returns (input, whether it was added)."""
+    if x.dim() == spatial_dims + 1:
+        return x.unsqueeze(0), True
+    if x.dim() != spatial_dims + 2:
+        raise RuntimeError(f"Expected {spatial_dims + 1}D (unbatched) or {spatial_dims + 2}D (batched) input to "
+                           f"{name}, but got input of size: {list(x.shape)}")
+    return x, False
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    x, unbatched = _batched("conv2d", input, 2)
+    if weight.dim() != 4:
+        raise RuntimeError(f"conv2d: expected a 4D weight (out_channels, in_channels/groups, kH, kW), "
+                           f"got size {list(weight.shape)}")
+    _check_conv_args("conv2d", x, weight, bias, groups, weight.shape[1] * groups)
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"conv2d: out_channels ({weight.shape[0]}) must be divisible by groups ({groups})")
+    stride, dilation = as_pair(stride, "stride"), as_pair(dilation, "dilation")
+    kernel = tuple(weight.shape[2:])
+    pads = _conv_padding(padding, kernel, stride, dilation)
+    padded = (x.shape[2] + pads[0] + pads[1], x.shape[3] + pads[2] + pads[3])
+    if any(p < d * (k - 1) + 1 for p, d, k in zip(padded, dilation, kernel)):
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
+            f"({kernel[0]} x {kernel[1]}). Kernel size can't be greater than actual input size")
+    out = Conv2dFunction.apply(x, weight, bias, stride, pads, dilation, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    x, unbatched = _batched("conv1d", input, 1)
+    if weight.dim() != 3:
+        raise RuntimeError(f"conv1d: expected a 3D weight (out_channels, in_channels/groups, kW), "
+                           f"got size {list(weight.shape)}")
+    if not isinstance(padding, str):
+        padding = (0, padding[0] if isinstance(padding, (tuple, list)) else padding)
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride)), padding=padding,
+                 dilation=(1, _single(dilation)), groups=groups).squeeze(2)
+    return out.squeeze(0) if unbatched else out
+
+
+def _single(value):
+    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    x, unbatched = _batched("conv_transpose2d", input, 2)
+    if weight.dim() != 4:
+        raise RuntimeError(f"conv_transpose2d: expected a 4D weight (in_channels, out_channels/groups, kH, kW), "
+                           f"got size {list(weight.shape)}")
+    _check_conv_args("conv_transpose2d", x, weight, bias, groups, weight.shape[0])
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"conv_transpose2d: in_channels ({weight.shape[0]}) must be divisible by groups ({groups})")
+    stride, dilation = as_pair(stride, "stride"), as_pair(dilation, "dilation")
+    padding, output_padding = as_pair(padding, "padding"), as_pair(output_padding, "output_padding")
+    for extra, s, d in zip(output_padding, stride, dilation):
+        if extra >= max(s, d):
+            raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got "
+                               f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+    sizes = [(size - 1) * s - 2 * p + d * (k - 1) + extra + 1 for size, s, p, d, k, extra in
+             zip(x.shape[2:], stride, padding, dilation, weight.shape[2:], output_padding)]
+    if min(sizes) < 1:
+        raise RuntimeError(f"conv_transpose2d: output size {sizes} is too small; reduce padding={padding}")
+    out = ConvTranspose2dFunction.apply(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    x, unbatched = _batched("conv_transpose1d", input, 1)
+    out = conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride)),
+                           padding=(0, _single(padding)), output_padding=(0, _single(output_padding)),
+                           groups=groups, dilation=(1, _single(dilation))).squeeze(2)
+    return out.squeeze(0) if unbatched else out

@@ -1,0 +1,219 @@
+"""The one table of op samples: each row drives a forward/backward comparison with PyTorch and a float64
+finite-difference gradient check (tests/core/test_op_table.py). Adding an op adds one row here.
+
+A row's `fn(lib, *inputs)` is written once and runs against both `disttorch` and `torch`, so it may only
+use names the two share. Inputs are specs: a shape tuple is a random float64 tensor that requires grad,
+`Positive(shape)` keeps values away from 0 (log, sqrt, pow bases), `Const(array)` is a tensor that does
+not require grad (indices, masks), `Scalar(v)` is passed as a Python number.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Positive:
+    shape: tuple
+
+
+@dataclass(frozen=True)
+class Const:
+    array: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scalar:
+    value: object
+
+
+@dataclass(frozen=True)
+class OpSample:
+    name: str
+    fn: object
+    inputs: tuple
+
+
+def pad(lib):
+    """disttorch keeps pad in its core; torch only has it in nn.functional."""
+    functional = getattr(getattr(lib, "nn", None), "functional", None)
+    if functional is not None and hasattr(functional, "pad"):
+        return functional.pad
+    from disttorch.core.ops.shape import pad as core_pad
+    return core_pad
+
+
+def _weighted_cat(lib, parts, dim):
+    """Joins the pieces of split/chunk/unbind with distinct weights so each piece's gradient is checked."""
+    return lib.cat([p * (i + 1) for i, p in enumerate(parts)], dim)
+
+
+def _setitem_slice(lib, x, v):
+    y = x * 1
+    y[1:3, 1:] = v * 2
+    return y
+
+
+def _setitem_mask(lib, x, mask):
+    y = x * 1
+    y[mask] = 0.0
+    return y
+
+
+def _setitem_int_array(lib, x, v, index):
+    y = x.clone()
+    y[index] = v
+    return y
+
+
+MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+DUP_INDEX = np.array([0, 2, 0, 1, 2], dtype=np.int64)
+GATHER_INDEX = np.array([[0, 2, 2], [1, 0, 1], [3, 3, 0]], dtype=np.int64)
+SCATTER_INDEX = np.array([[0, 1, 0, 2], [2, 2, 1, 0]], dtype=np.int64)
+
+SAMPLES = [
+    # arithmetic, tensor-tensor with and without broadcasting, and with Python scalars
+    OpSample("add", lambda lib, a, b: a + b, ((3, 4), (3, 4))),
+    OpSample("add_broadcast", lambda lib, a, b: a + b, ((2, 3, 4), (3, 1))),
+    OpSample("add_alpha", lambda lib, a, b: lib.add(a, b, alpha=2.5), ((3, 4), (4,))),
+    OpSample("add_scalar", lambda lib, a: 1.5 + a, ((3, 4),)),
+    OpSample("sub_broadcast", lambda lib, a, b: a - b, ((4, 1), (1, 3))),
+    OpSample("rsub_scalar", lambda lib, a: 2.0 - a, ((5,),)),
+    OpSample("mul_broadcast", lambda lib, a, b: a * b, ((2, 3), (2, 1))),
+    OpSample("mul_scalar", lambda lib, a: a * 3, ((2, 3),)),
+    OpSample("div_broadcast", lambda lib, a, b: a / b, ((3, 4), Positive((4,)))),
+    OpSample("rdiv_scalar", lambda lib, a: 2.0 / a, (Positive((3, 2)),)),
+    OpSample("pow_tensor", lambda lib, a, b: a ** b, (Positive((3, 4)), (3, 4))),
+    OpSample("pow_scalar_exponent", lambda lib, a: a ** 3, ((3, 4),)),
+    OpSample("pow_scalar_base", lambda lib, a: 1.7 ** a, ((3, 4),)),
+    OpSample("pow_fractional", lambda lib, a: lib.pow(a, 0.5), (Positive((6,)),)),
+    OpSample("neg", lambda lib, a: -a, ((3, 4),)),
+    # unary math
+    OpSample("exp", lambda lib, a: lib.exp(a), ((3, 4),)),
+    OpSample("log", lambda lib, a: a.log(), (Positive((3, 4)),)),
+    OpSample("sqrt", lambda lib, a: lib.sqrt(a), (Positive((3, 4)),)),
+    OpSample("abs", lambda lib, a: a.abs(), ((3, 4),)),
+    OpSample("sin", lambda lib, a: lib.sin(a), ((3, 4),)),
+    OpSample("cos", lambda lib, a: a.cos(), ((3, 4),)),
+    OpSample("tanh", lambda lib, a: lib.tanh(a), ((3, 4),)),
+    OpSample("sigmoid", lambda lib, a: a.sigmoid(), ((3, 4),)),
+    OpSample("relu", lambda lib, a: lib.relu(a), ((3, 4),)),
+    OpSample("clamp", lambda lib, a: a.clamp(-0.5, 0.5), ((4, 5),)),
+    OpSample("clamp_min_only", lambda lib, a: lib.clamp(a, min=0.1), ((4, 5),)),
+    OpSample("clamp_tensor_bounds", lambda lib, a, lo: a.clamp(min=lo), ((3, 4), (4,))),
+    OpSample("maximum", lambda lib, a, b: lib.maximum(a, b), ((3, 4), (4,))),
+    OpSample("minimum", lambda lib, a, b: lib.minimum(a, b), ((3, 1), (3, 4))),
+    OpSample("where", lambda lib, a, b, m: lib.where(m, a, b), ((3, 4), (4,), Const(MASK))),
+    # reductions
+    OpSample("sum_all", lambda lib, a: a.sum(), ((3, 4),)),
+    OpSample("sum_dim", lambda lib, a: a.sum(dim=1), ((2, 3, 4),)),
+    OpSample("sum_dims_keepdim", lambda lib, a: a.sum(dim=(0, 2), keepdim=True), ((2, 3, 4),)),
+    OpSample("mean_all", lambda lib, a: a.mean(), ((3, 4),)),
+    OpSample("mean_dim_keepdim", lambda lib, a: lib.mean(a, dim=-1, keepdim=True), ((3, 4),)),
+    OpSample("prod_all", lambda lib, a: a.prod(), ((2, 3),)),
+    OpSample("prod_dim", lambda lib, a: a.prod(dim=1), ((3, 4),)),
+    OpSample("prod_dim_keepdim", lambda lib, a: lib.prod(a, 0, keepdim=True), ((3, 4),)),
+    OpSample("max_all", lambda lib, a: a.max(), ((3, 4),)),
+    OpSample("max_dim", lambda lib, a: a.max(dim=1).values, ((3, 4),)),
+    OpSample("max_dim_keepdim", lambda lib, a: lib.max(a, 0, keepdim=True)[0], ((3, 4),)),
+    OpSample("min_all", lambda lib, a: lib.min(a), ((3, 4),)),
+    OpSample("min_dim", lambda lib, a: a.min(dim=-1).values, ((3, 4),)),
+    OpSample("amax", lambda lib, a: a.amax(dim=(0, 2)), ((2, 3, 4),)),
+    OpSample("amax_keepdim", lambda lib, a: lib.amax(a, dim=1, keepdim=True), ((3, 4),)),
+    OpSample("amin", lambda lib, a: lib.amin(a, dim=0), ((3, 4),)),
+    OpSample("var_all", lambda lib, a: a.var(), ((3, 4),)),
+    OpSample("var_dim_keepdim", lambda lib, a: a.var(dim=1, keepdim=True), ((3, 4),)),
+    OpSample("var_biased", lambda lib, a: lib.var(a, dim=0, unbiased=False), ((3, 4),)),
+    OpSample("std_all", lambda lib, a: a.std(), ((3, 4),)),
+    OpSample("std_dim", lambda lib, a: lib.std(a, dim=-1), ((3, 4),)),
+    OpSample("norm_all", lambda lib, a: a.norm(), ((3, 4),)),
+    OpSample("norm_dim", lambda lib, a: a.norm(dim=1), ((3, 4),)),
+    OpSample("norm_p1_keepdim", lambda lib, a: a.norm(p=1, dim=0, keepdim=True), ((3, 4),)),
+    OpSample("norm_p3", lambda lib, a: lib.norm(a, p=3), ((3, 4),)),
+    OpSample("logsumexp", lambda lib, a: lib.logsumexp(a, dim=1), ((3, 4),)),
+    OpSample("logsumexp_keepdim", lambda lib, a: a.logsumexp(dim=(0, 1), keepdim=True), ((2, 3, 2),)),
+    OpSample("softmax", lambda lib, a: lib.softmax(a, dim=1), ((3, 4),)),
+    OpSample("softmax_dim0", lambda lib, a: a.softmax(0), ((3, 4),)),
+    OpSample("log_softmax", lambda lib, a: lib.log_softmax(a, dim=-1), ((3, 4),)),
+    OpSample("cumsum", lambda lib, a: lib.cumsum(a, dim=1), ((3, 4),)),
+    OpSample("cumsum_dim0", lambda lib, a: a.cumsum(0), ((3, 4),)),
+    # matrix products
+    OpSample("matmul_2d", lambda lib, a, b: a @ b, ((3, 4), (4, 2))),
+    OpSample("matmul_1d_1d", lambda lib, a, b: lib.matmul(a, b), ((4,), (4,))),
+    OpSample("matmul_1d_2d", lambda lib, a, b: a @ b, ((4,), (4, 3))),
+    OpSample("matmul_2d_1d", lambda lib, a, b: a @ b, ((3, 4), (4,))),
+    OpSample("matmul_batched", lambda lib, a, b: a @ b, ((2, 3, 4), (2, 4, 2))),
+    OpSample("matmul_batch_broadcast", lambda lib, a, b: a @ b, ((2, 1, 3, 4), (3, 4, 2))),
+    OpSample("matmul_batch_by_matrix", lambda lib, a, b: lib.matmul(a, b), ((2, 3, 4), (4, 2))),
+    OpSample("matmul_matrix_by_batch", lambda lib, a, b: lib.matmul(a, b), ((3, 4), (2, 4, 2))),
+    OpSample("mm", lambda lib, a, b: lib.mm(a, b), ((3, 4), (4, 2))),
+    OpSample("bmm", lambda lib, a, b: lib.bmm(a, b), ((2, 3, 4), (2, 4, 2))),
+    OpSample("dot", lambda lib, a, b: lib.dot(a, b), ((5,), (5,))),
+    # shape and data movement
+    OpSample("reshape", lambda lib, a: a.reshape(4, -1) * 2, ((2, 3, 2),)),
+    OpSample("view", lambda lib, a: a.view(6, 2) * 2, ((3, 4),)),
+    OpSample("flatten", lambda lib, a: a.flatten(1) * 2, ((2, 3, 2),)),
+    OpSample("squeeze", lambda lib, a: a.squeeze(1) * 2, ((3, 1, 2),)),
+    OpSample("squeeze_all", lambda lib, a: lib.squeeze(a) * 2, ((1, 3, 1, 2),)),
+    OpSample("unsqueeze", lambda lib, a, b: a.unsqueeze(-1) * b, ((3, 4), (2,))),
+    OpSample("permute", lambda lib, a: a.permute(2, 0, 1) * lib.arange(4.0), ((3, 4, 2),)),
+    OpSample("transpose", lambda lib, a, b: a.transpose(0, 1) @ b, ((3, 4), (3, 2))),
+    OpSample("t", lambda lib, a, b: a.t() * b, ((3, 4), (4, 1))),
+    OpSample("T", lambda lib, a, b: a.T * b, ((3, 4), (4, 1))),
+    OpSample("expand", lambda lib, a, b: a.expand(3, 4) * b, ((3, 1), (3, 4))),
+    OpSample("expand_new_dims", lambda lib, a, b: a.expand(2, 3, 4) * b, ((4,), (2, 3, 4))),
+    OpSample("repeat", lambda lib, a, b: a.repeat(2, 3) * b, ((2, 3), (4, 9))),
+    OpSample("repeat_new_dims", lambda lib, a, b: a.repeat(2, 1, 2) * b, ((3,), (2, 1, 6))),
+    OpSample("contiguous", lambda lib, a: a.t().contiguous() * 2, ((3, 4),)),
+    OpSample("flip", lambda lib, a, b: a.flip(1) * b, ((3, 4), (3, 4))),
+    OpSample("flip_dims", lambda lib, a, b: lib.flip(a, (0, 1)) * b, ((3, 4), (3, 4))),
+    OpSample("pad", lambda lib, a, b: pad(lib)(a, (1, 2)) * b, ((3, 4), (3, 7))),
+    OpSample("pad_2d_value", lambda lib, a, b: pad(lib)(a, (1, 0, 0, 2), value=0.5) * b, ((3, 4), (5, 5))),
+    OpSample("cat", lambda lib, a, b: lib.cat([a, b, a], dim=1), ((2, 3), (2, 1))),
+    OpSample("cat_dim0", lambda lib, a, b: lib.cat((a * 2, b)), ((2, 3), (1, 3))),
+    OpSample("stack", lambda lib, a, b: lib.stack([a, b * 2]), ((2, 3), (2, 3))),
+    OpSample("stack_last", lambda lib, a, b: lib.stack([a, b], dim=-1), ((2, 3), (2, 3))),
+    OpSample("split_int", lambda lib, a: _weighted_cat(lib, a.split(2, dim=1), 1), ((3, 5),)),
+    OpSample("split_sizes", lambda lib, a: _weighted_cat(lib, lib.split(a, [1, 3], dim=0), 0), ((4, 2),)),
+    OpSample("chunk", lambda lib, a: _weighted_cat(lib, a.chunk(3, dim=1), 1), ((2, 7),)),
+    OpSample("unbind", lambda lib, a: lib.stack([p * (i + 1) for i, p in enumerate(a.unbind(1))]), ((3, 4),)),
+    # indexing
+    OpSample("index_int", lambda lib, a: a[1] * 2, ((3, 4),)),
+    OpSample("index_slice_step", lambda lib, a: a[::2, 1:3] * 2, ((5, 4),)),
+    OpSample("index_ellipsis_none", lambda lib, a: a[..., None, 1] * 2, ((2, 3, 4),)),
+    OpSample("index_negative", lambda lib, a: a[-1, -2:] * 2, ((3, 4),)),
+    OpSample("index_int_array_dups", lambda lib, a, i: a[i] * 2, ((3, 4), Const(DUP_INDEX))),
+    OpSample("index_int_array_dim1", lambda lib, a, i: a[:, i] * 2, ((2, 3), Const(DUP_INDEX))),
+    OpSample("index_two_arrays", lambda lib, a, i: a[i, i] * 2, ((3, 3), Const(DUP_INDEX))),
+    OpSample("index_bool_mask", lambda lib, a, m: a[m] * 2, ((3, 4), Const(MASK))),
+    OpSample("index_row_mask", lambda lib, a, m: a[m[:, 0]] * 2, ((3, 4), Const(MASK))),
+    OpSample("setitem_slice", _setitem_slice, ((4, 4), (2, 3))),
+    OpSample("setitem_mask", _setitem_mask, ((3, 4), Const(MASK))),
+    OpSample("setitem_int_array", _setitem_int_array, ((4, 3), (2, 3), Const(np.array([3, 1])))),
+    OpSample("gather", lambda lib, a, i: lib.gather(a, 1, i), ((3, 4), Const(GATHER_INDEX))),
+    OpSample("gather_dim0", lambda lib, a, i: a.gather(0, i[:2]), ((4, 3), Const(GATHER_INDEX))),
+    OpSample("scatter_add", lambda lib, a, s, i: a.scatter_add(1, i, s), ((2, 3), (2, 4), Const(SCATTER_INDEX))),
+    OpSample("scatter_add_dim0", lambda lib, a, s, i: lib.scatter_add(a, 0, i[:, :3], s), ((3, 3), (2, 3),
+                                                                                        Const(SCATTER_INDEX))),
+    OpSample("index_select", lambda lib, a, i: lib.index_select(a, 1, i), ((2, 3), Const(DUP_INDEX))),
+    OpSample("index_select_dim0", lambda lib, a, i: a.index_select(0, i), ((3, 2), Const(DUP_INDEX))),
+    OpSample("masked_fill", lambda lib, a, m: a.masked_fill(m, -1.0), ((3, 4), Const(MASK))),
+    OpSample("masked_fill_broadcast", lambda lib, a, m: lib.masked_fill(a, m[0], 2.0), ((3, 4), Const(MASK))),
+    # a composite that chains many rules, as a training step does
+    OpSample("mlp_like", lambda lib, x, w, b: (lib.relu(x @ w.t() + b).log_softmax(1)[:, 0]).mean(),
+             ((4, 3), (5, 3), (5,))),
+]
+
+
+def make_inputs(sample, lib, rng):
+    """Fresh inputs for `lib` (disttorch or torch) built from the same random numbers for a given rng seed."""
+    out = []
+    for spec in sample.inputs:
+        if isinstance(spec, Const):
+            out.append(lib.tensor(spec.array))
+        elif isinstance(spec, Scalar):
+            out.append(spec.value)
+        elif isinstance(spec, Positive):
+            out.append(lib.tensor(rng.uniform(0.5, 2.0, spec.shape), requires_grad=True))
+        else:
+            out.append(lib.tensor(rng.standard_normal(spec), requires_grad=True))
+    return out

@@ -1,0 +1,90 @@
+"""Two or three "hosts" on this machine: network namespaces joined by veth pairs to a bridge.
+
+The bridge lives in a namespace of its own, so the machine's own network is never touched:
+
+    <tag>h0 (10.231.1.1, eth0) --veth-- [ <tag>sw: br0 ] --veth-- (eth0, 10.231.1.2) <tag>h1
+
+Run a command on host i with `ip netns exec <name> ...` (see `exec_prefix`).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+
+SUBNET = "10.231.1"
+
+
+class NetnsUnavailable(Exception):
+    """Not root, no `ip`, or the kernel refused to create namespaces; callers skip their test."""
+
+
+class NetnsHosts:
+    def __init__(self, count: int, tag: str | None = None):
+        if not 2 <= count <= 3:
+            raise ValueError(f"NetnsHosts makes 2 or 3 hosts, not {count}")
+        self.tag = tag or f"dtl{os.getpid()}"
+        self.hosts = [f"{self.tag}h{index}" for index in range(count)]
+        self.switch = f"{self.tag}sw"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [*self.hosts, self.switch]
+
+    def address(self, index: int) -> str:
+        return f"{SUBNET}.{index + 1}"
+
+    def exec_prefix(self, index: int) -> tuple[str, ...]:
+        return ("ip", "netns", "exec", self.hosts[index])
+
+    def create(self) -> "NetnsHosts":
+        if os.geteuid() != 0:
+            raise NetnsUnavailable("network namespaces need root")
+        if shutil.which("ip") is None:
+            raise NetnsUnavailable("the `ip` command (iproute2) is not installed")
+        try:
+            self._build()
+        except subprocess.CalledProcessError as error:
+            self.destroy()
+            raise NetnsUnavailable(f"`{' '.join(error.cmd)}` failed: {error.stderr.strip()}") from None
+        return self
+
+    def _build(self) -> None:
+        for namespace in self.namespaces:
+            _ip("netns", "add", namespace)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+        for index, host in enumerate(self.hosts):
+            port = f"p{index}"
+            _ip("link", "add", "eth0", "netns", host, "type", "veth", "peer", "name", port, "netns", self.switch)
+            _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+            _ip("-n", host, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
+            _ip("-n", host, "link", "set", "eth0", "up")
+            _ip("-n", host, "link", "set", "lo", "up")
+
+    def pids(self) -> list[int]:
+        """Every process still running inside one of our namespaces."""
+        found = []
+        for namespace in self.existing():
+            listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+            found.extend(int(pid) for pid in listed.stdout.split())
+        return found
+
+    def existing(self) -> list[str]:
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        names = {line.split()[0] for line in listed.splitlines() if line.strip()}
+        return [namespace for namespace in self.namespaces if namespace in names]
+
+    def destroy(self) -> None:
+        """Kills what still runs inside and deletes the namespaces (their veths and bridge go with them)."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for namespace in self.existing():
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)

@@ -1,0 +1,96 @@
+"""docker/Dockerfile and docker/compose.yaml, checked statically (no Docker engine runs here)."""
+
+import re
+import tomllib
+
+import pytest
+
+from launch_helpers import REPO
+from launcher.cli import main
+
+yaml = pytest.importorskip("yaml")
+
+DOCKER = REPO / "docker"
+LAUNCHER_OPTIONS = {name for param in main.params for name in getattr(param, "opts", ()) if name.startswith("-")}
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    return (DOCKER / "Dockerfile").read_text()
+
+
+def _launch_params(service):
+    command = service["command"]
+    assert command[0] == "disttorch-launch"
+    # Let the launcher's own click command parse it: unknown flags or bad values fail here.
+    return main.make_context("disttorch-launch", list(command[1:])).params
+
+
+def test_compose_has_a_master_and_a_worker_service(compose):
+    assert set(compose["services"]) == {"master", "worker"}
+    assert compose["services"]["worker"]["depends_on"] == ["master"]
+
+
+def test_every_flag_in_the_commands_is_a_launcher_option(compose):
+    for name, service in compose["services"].items():
+        flags = {token.split("=")[0] for token in service["command"][1:] if token.startswith("-")}
+        assert flags <= LAUNCHER_OPTIONS, f"{name} uses flags the launcher does not have: {flags - LAUNCHER_OPTIONS}"
+
+
+def test_the_two_commands_form_one_two_node_job(compose):
+    master = _launch_params(compose["services"]["master"])
+    worker = _launch_params(compose["services"]["worker"])
+    assert (master["node_rank"], worker["node_rank"]) == (0, 1)
+    for params in (master, worker):
+        assert params["nnodes"] == 2
+        assert params["nproc"] == 2
+        assert params["master_addr"] == "master"
+    shared = ("master_port", "script", "script_args", "run_module", "max_restarts")
+    assert {key: master[key] for key in shared} == {key: worker[key] for key in shared}
+
+
+def test_both_nodes_get_the_secret_and_shared_memory(compose):
+    for service in compose["services"].values():
+        assert "DISTTORCH_SECRET" in service["environment"]
+        assert re.fullmatch(r"\d+[kmg]b?", str(service["shm_size"]).lower())
+        assert service["init"] is True
+    environments = [service["environment"] for service in compose["services"].values()]
+    assert environments[0] == environments[1]
+
+
+def test_docker_stop_waits_longer_than_the_launchers_grace_period(compose):
+    for service in compose["services"].values():
+        stop_grace = int(service["stop_grace_period"].rstrip("s"))
+        assert float(service["environment"]["DISTTORCH_GRACE_PERIOD"]) < stop_grace
+
+
+def test_build_points_at_the_dockerfile_from_the_repository_root(compose):
+    for service in compose["services"].values():
+        context = (DOCKER / service["build"]["context"]).resolve()
+        assert context == REPO
+        assert (context / service["build"]["dockerfile"]).resolve() == DOCKER / "Dockerfile"
+
+
+def test_dockerfile_installs_the_package_and_ships_the_script(compose, dockerfile):
+    instructions = [line.split(None, 1) for line in dockerfile.splitlines() if line and not line.startswith("#")]
+    keywords = [parts[0] for parts in instructions]
+    assert keywords[0] == "FROM"
+    python = re.search(r"python:(\d+)\.(\d+)", instructions[0][1])
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert tuple(map(int, python.groups())) >= tuple(map(int, required.lstrip(">=").split(".")))
+    copied = " ".join(parts[1] for parts in instructions if parts[0] == "COPY")
+    for needed in ("pyproject.toml", "disttorch", "launcher"):
+        assert needed in copied
+    assert any(parts[0] == "RUN" and re.search(r"pip install \.(\s|$)", parts[1]) for parts in instructions)
+    script = _launch_params(compose["services"]["master"])["script"]
+    assert script.split("/")[0] in copied
+
+
+def test_the_console_script_is_the_one_compose_runs(compose):
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[compose["services"]["master"]["command"][0]] == "launcher.cli:main"

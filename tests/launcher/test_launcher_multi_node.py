@@ -1,0 +1,198 @@
+"""Several launchers forming one job: on loopback (no privileges needed) and across network namespaces."""
+
+import json
+import os
+import signal
+import socket
+
+import pytest
+
+from launch_helpers import SLEEPER, alive, launcher_env, read_pids, start_launcher, wait_for, write_script
+
+REPORTING_WORKER = """
+    import json, os
+    from pathlib import Path
+    names = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
+             "DISTTORCH_SECRET", "DISTTORCH_RESTART_COUNT"]
+    report = {name: os.environ[name] for name in names}
+    try:
+        import disttorch.distributed as dist
+        has_collectives = hasattr(dist, "init_process_group") and hasattr(dist, "all_reduce")
+    except ImportError:
+        has_collectives = False
+    if has_collectives:
+        import disttorch as torch
+        dist.init_process_group()
+        total = torch.tensor([float(int(os.environ["RANK"]) + 1)])
+        dist.all_reduce(total)
+        report["all_reduce"] = float(total.item())
+        if hasattr(dist, "destroy_process_group"):
+            dist.destroy_process_group()
+    Path(f"report_{os.environ['RANK']}.json").write_text(json.dumps(report))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _node_flags(nnodes, node_rank, addr, port, nproc, timeout="20"):
+    return ("--nnodes", str(nnodes), "--node-rank", str(node_rank), "--master-addr", addr,
+            "--master-port", str(port), "--nproc", str(nproc), "--rdzv-timeout", timeout)
+
+
+def _finish(launchers, timeout=60):
+    """(returncode, stderr) of every launcher; kills any that outlive `timeout`."""
+    results = []
+    try:
+        for launcher in launchers:
+            _, stderr = launcher.communicate(timeout=timeout)
+            results.append((launcher.returncode, stderr))
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+            launcher.wait()
+    return results
+
+
+def _reports(directory, world_size):
+    return [json.loads((directory / f"report_{rank}.json").read_text()) for rank in range(world_size)]
+
+
+def _check_reports(reports, nproc_of_node, rendezvous_port):
+    world_size = sum(nproc_of_node)
+    offsets = [sum(nproc_of_node[:node]) for node in range(len(nproc_of_node))]
+    for rank, report in enumerate(reports):
+        node = max(index for index, offset in enumerate(offsets) if offset <= rank)
+        assert report["RANK"] == str(rank)
+        assert report["GROUP_RANK"] == str(node)
+        assert report["LOCAL_RANK"] == str(rank - offsets[node])
+        assert report["LOCAL_WORLD_SIZE"] == str(nproc_of_node[node])
+        assert report["WORLD_SIZE"] == str(world_size)
+        if "all_reduce" in report:
+            assert report["all_reduce"] == world_size * (world_size + 1) / 2
+    for shared in ("MASTER_ADDR", "MASTER_PORT", "DISTTORCH_SECRET"):
+        assert len({report[shared] for report in reports}) == 1, shared
+    # The workers' store must not collide with the launchers' own rendezvous port.
+    assert reports[0]["MASTER_PORT"] != str(rendezvous_port)
+
+
+@pytest.mark.timeout(60)
+def test_two_launchers_on_loopback_form_one_job(tmp_path):
+    write_script(tmp_path, "report.py", REPORTING_WORKER)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, nproc), "report.py", cwd=tmp_path)
+                 for node, nproc in [(1, 2), (0, 1)]]
+    for returncode, stderr in _finish(launchers):
+        assert returncode == 0, stderr
+    _check_reports(_reports(tmp_path, 3), [1, 2], port)
+
+
+@pytest.mark.timeout(60)
+def test_shared_secret_from_the_environment(tmp_path):
+    write_script(tmp_path, "report.py", REPORTING_WORKER)
+    port = _free_port()
+    env = launcher_env(DISTTORCH_SECRET="shared-by-the-user")
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1), "report.py", cwd=tmp_path, env=env)
+                 for node in (0, 1)]
+    for returncode, stderr in _finish(launchers):
+        assert returncode == 0, stderr
+    assert {report["DISTTORCH_SECRET"] for report in _reports(tmp_path, 2)} == {"shared-by-the-user"}
+
+
+@pytest.mark.timeout(60)
+def test_a_node_that_never_arrives_is_named(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(3, node, "127.0.0.1", port, 1, timeout="2"), "sleeper.py",
+                                cwd=tmp_path) for node in (0, 2)]
+    (master_code, master_err), (node_code, node_err) = _finish(launchers)
+    assert master_code == node_code == 1
+    for stderr in (master_err, node_err):
+        assert f"rendezvous at 127.0.0.1:{port} timed out" in stderr
+        assert "2 of 3 nodes joined (node ranks 0, 2); still missing node rank(s) 1" in stderr
+    assert not list(tmp_path.glob("pid_*"))
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_node_0_is_named(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    [(code, stderr)] = _finish([start_launcher(*_node_flags(2, 1, "127.0.0.1", port, 1, timeout="1"),
+                                               "sleeper.py", cwd=tmp_path)])
+    assert code == 1
+    assert f"could not reach node 0's launcher at 127.0.0.1:{port}" in stderr
+
+
+@pytest.mark.timeout(60)
+def test_mismatched_secrets_are_refused(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1, timeout="3"), "sleeper.py",
+                                cwd=tmp_path, env=launcher_env(DISTTORCH_SECRET=f"secret-{node}"))
+                 for node in (0, 1)]
+    (master_code, master_err), (node_code, node_err) = _finish(launchers)
+    assert master_code == node_code == 1
+    assert "node 1's DISTTORCH_SECRET does not match node 0's" in node_err
+    assert "still missing node rank(s) 1" in master_err
+
+
+@pytest.mark.timeout(60)
+def test_losing_a_launcher_stops_the_job_everywhere(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1), "sleeper.py", cwd=tmp_path)
+                 for node in (0, 1)]
+    try:
+        pids = read_pids(tmp_path, 2)
+        launchers[1].kill()
+        (master_code, master_err), _ = _finish(launchers)
+        wait_for(lambda: not any(alive(pid) for pid in pids), 10, "every worker to be gone")
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    assert master_code == 1
+    assert "lost node 1" in master_err
+
+
+@pytest.mark.timeout(90)
+def test_job_across_two_hosts_completes_and_leaves_nothing(tmp_path, two_hosts):
+    write_script(tmp_path, "report.py", REPORTING_WORKER)
+    master_addr, port = two_hosts.address(0), 29400
+    launchers = [start_launcher(*_node_flags(2, node, master_addr, port, 2), "report.py", cwd=tmp_path,
+                                prefix=two_hosts.exec_prefix(node)) for node in (1, 0)]
+    for returncode, stderr in _finish(launchers):
+        assert returncode == 0, stderr
+    reports = _reports(tmp_path, 4)
+    _check_reports(reports, [2, 2], port)
+    assert reports[0]["MASTER_ADDR"] == master_addr
+    _assert_nothing_left(two_hosts)
+
+
+@pytest.mark.timeout(90)
+def test_killing_a_worker_on_one_host_stops_all_hosts(tmp_path, two_hosts):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    master_addr, port = two_hosts.address(0), 29400
+    launchers = [start_launcher(*_node_flags(2, node, master_addr, port, 2), "sleeper.py", "--ignore-sigterm",
+                                cwd=tmp_path, prefix=two_hosts.exec_prefix(node)) for node in (0, 1)]
+    try:
+        pids = read_pids(tmp_path, 4)
+        os.kill(pids[3], signal.SIGKILL)
+        wait_for(lambda: not any(alive(pid) for pid in pids), 10, "the workers on both hosts to be gone")
+        results = _finish(launchers)
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    for returncode, stderr in results:
+        assert returncode == 1
+        root_row = next(line for line in stderr.splitlines() if "<- root cause" in line)
+        assert root_row.split()[:2] == ["3", "1"] and "SIGKILL" in root_row
+    _assert_nothing_left(two_hosts)
+
+
+def _assert_nothing_left(hosts):
+    assert hosts.pids() == []
+    hosts.destroy()
+    assert hosts.existing() == []
