@@ -29,25 +29,27 @@ def _parse_nproc(ctx, param, value: str) -> int:
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
         "help_option_names": ["-h", "--help"],
+        # torchrun also accepts --nproc_per_node, --master_addr, ...
+        "token_normalize_func": lambda name: name.replace("_", "-"),
         "show_default": True,
     },
 )
-@click.option("--nproc", "--nproc-per-node", "--nproc_per_node", "nproc", default="1", metavar="N|auto",
-              callback=_parse_nproc, help="Workers on this node; auto: one per GPU, else one per CPU core.")
+@click.option("--nproc", "--nproc-per-node", "nproc", default="1", metavar="N|auto",
+              callback=_parse_nproc, help="Workers on this node; auto: one per GPU, else one per CPU core (also: gpu, cpu).")
 @click.option("--nnodes", type=click.IntRange(min=1), default=1, help="Number of nodes (one launcher each).")
-@click.option("--node-rank", "--node_rank", type=click.IntRange(min=0), default=0, help="This node's rank, 0..nnodes-1.")
-@click.option("--master-addr", "--master_addr", default="127.0.0.1", help="Address of node 0, reachable from every node.")
-@click.option("--master-port", "--master_port", type=click.IntRange(1, 65535), default=None,
+@click.option("--node-rank", type=click.IntRange(min=0), default=0, help="This node's rank, 0..nnodes-1.")
+@click.option("--master-addr", default="127.0.0.1", help="Address of node 0, reachable from every node.")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=None,
               help=f"Single node: the workers' store port (default: a free one). Multi-node: the launchers' "
                    f"rendezvous port on node 0 (default {DEFAULT_MULTI_NODE_PORT}).")
-@click.option("--max-restarts", "--max_restarts", type=click.IntRange(min=0), default=0,
+@click.option("--max-restarts", type=click.IntRange(min=0), default=0,
               help="Restart the whole worker group up to this many times after a failure.")
-@click.option("--log-dir", "--log_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write rank_N.stdout.log / rank_N.stderr.log here instead of the console.")
 @click.option("--tee", is_flag=True, help="With --log-dir: write to the log files and the console.")
-@click.option("--monitor-interval", "--monitor_interval", type=click.FloatRange(min=0.01), default=0.1,
+@click.option("--monitor-interval", type=click.FloatRange(min=0.01), default=0.1,
               help="Seconds between checks of the workers.")
-@click.option("--rdzv-timeout", "--rdzv_timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+@click.option("--rdzv-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
               help="Seconds to wait for all nodes to join.")
 @click.option("--grace-period", type=click.FloatRange(min=0), default=10.0, envvar="DISTTORCH_GRACE_PERIOD",
               help="Seconds between SIGTERM and SIGKILL when stopping workers (env DISTTORCH_GRACE_PERIOD).")
@@ -68,6 +70,11 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
     if tee and log_dir is None:
         raise click.UsageError("--tee copies the output to the console and to files; give the files a --log-dir")
     _check_entrypoint(script, run_module)
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LaunchError(f"cannot create --log-dir {log_dir}: {error.strerror}") from None
     try:
         user_secret = user_secret_from_env()
     except (OSError, ValueError) as error:

@@ -51,8 +51,13 @@ class OutputPump(threading.Thread):
             self._log_file.flush()
         if self._console is not None:
             with _CONSOLE_LOCK:
-                self._console.write(self._prefix + line)
-                self._console.flush()
+                try:
+                    self._console.write(self._prefix + line)
+                    self._console.flush()
+                except OSError:
+                    # The console went away (e.g. piped into `head`); keep draining so the worker never
+                    # blocks on a full pipe, and keep the log file going.
+                    self._console = None
 
 
 def console_streams() -> tuple[BinaryIO, BinaryIO]:

@@ -120,7 +120,6 @@ class WorkerGroup:
     def _open_logs(self, rank: int):
         if self.spec.log_dir is None:
             return None, None
-        self.spec.log_dir.mkdir(parents=True, exist_ok=True)
         logs = []
         for stream in ("stdout", "stderr"):
             log = open(Path(self.spec.log_dir) / f"rank_{rank}.{stream}.log", "ab")

@@ -42,7 +42,7 @@ _HELLO_PURPOSE = b"disttorch-hello"
 _POLL_MS = 100
 _DEATH_GRACE_S = 0.3
 _STATUS_WAIT_S = 1.0
-_BYE_FLUSH_S = 2.0
+_FLUSH_LINGER_MS = 2000
 _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
 
 
@@ -325,20 +325,19 @@ class Transport:
 
     # --------------------------------------------------------------- shutdown
     def close(self):
-        """Say goodbye (flushing queued data first), then close every socket at once."""
+        """Say goodbye, let queued data reach live peers (bounded), then close everything.
+
+        Sockets live with LINGER 0; only here do live peers' DEALERs get a short
+        linger, so data still queued at shutdown reaches them without ever
+        blocking on a peer that is gone.
+        """
         self._poll_monitors()
-        # Padding keeps the message out of ZeroMQ's inline small-message path, so its
-        # tracker really reports when the pipe (and everything queued before it) is sent.
-        bye = msgpack.packb([BYE, self.rank, bytes(64)])
-        trackers = [dealer.send(bye, zmq.NOBLOCK, copy=False, track=True)
-                    for peer, dealer in self._dealers.items() if peer not in self._dead]
-        deadline = time.monotonic() + _BYE_FLUSH_S
-        for tracker in trackers:
-            try:
-                tracker.wait(max(0.0, deadline - time.monotonic()))
-            except zmq.NotDone:
-                pass
+        bye = msgpack.packb([BYE, self.rank])
         for peer, dealer in self._dealers.items():
+            alive = peer not in self._dead
+            if alive:
+                dealer.send(bye, zmq.NOBLOCK)
+            dealer.setsockopt(zmq.LINGER, _FLUSH_LINGER_MS if alive else 0)
             dealer.disable_monitor()
             self._monitors[peer].close()
             dealer.close()

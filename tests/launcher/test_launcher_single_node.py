@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -302,5 +303,53 @@ def test_python_dash_m_alias(tmp_path):
     write_script(tmp_path, "dump.py", ENV_DUMP)
     done = subprocess.run([sys.executable, "-m", "disttorch.distributed.run", "--nproc", "2", "dump.py"],
                           cwd=tmp_path, env=launcher_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [env["RANK"] for env in _env_of_ranks(tmp_path, 2)] == ["0", "1"]
+
+
+@pytest.mark.timeout(60)
+def test_carriage_return_progress_lines_keep_their_prefix(tmp_path):
+    write_script(tmp_path, "progress.py", """
+        import sys
+        sys.stdout.write("step 1/2\\rstep 2/2\\n")
+        sys.stdout.write("no newline at the end")
+    """)
+    done = run_launcher("--nproc", "1", "progress.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[rank 0] step 1/2\r[rank 0] step 2/2\n[rank 0] no newline at the end\n"
+
+
+def _children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+@pytest.mark.timeout(60)
+def test_finished_workers_are_reaped_while_others_run(tmp_path):
+    write_script(tmp_path, "uneven.py", """
+        import os, time
+        from pathlib import Path
+        Path(f"pid_{os.environ['RANK']}").write_text(f"{os.getpid()}\\n")
+        if os.environ["RANK"] == "1":
+            time.sleep(120)
+    """)
+    launcher = start_launcher("--nproc", "2", "uneven.py", cwd=tmp_path)
+    try:
+        early, late = read_pids(tmp_path, 2)
+        wait_for(lambda: _children(launcher.pid) == [late], 10, "the finished worker to be reaped")
+        assert alive(late)
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.communicate(timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_installed_console_script(tmp_path):
+    command = shutil.which("disttorch-launch")
+    if command is None:
+        pytest.skip("disttorch-launch is not installed (pip install -e .)")
+    write_script(tmp_path, "dump.py", ENV_DUMP)
+    done = subprocess.run([command, "--nproc", "2", "dump.py"], cwd=tmp_path, env=launcher_env(),
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [env["RANK"] for env in _env_of_ranks(tmp_path, 2)] == ["0", "1"]

@@ -1,0 +1,149 @@
+"""DDP throughput: one process vs disttorch DDP x2 vs torch DDP (gloo) x2, same run, same data.
+
+MLP 784-512-256-10, batch 128 per rank, SGD, one BLAS thread per process.
+Last line: `ddp: scaling_efficiency=E vs_torch_ddp=R overlap=O`
+  E = disttorch DDP x2 samples/s / (2 x single-process samples/s)
+  R = disttorch DDP x2 samples/s / torch DDP x2 samples/s
+  O = fraction of the all-reduce time hidden behind backward
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+BATCH = 128
+WARMUP = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_data(lib, steps, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((steps, BATCH, 784)).astype(np.float32)
+    ys = rng.integers(0, 10, (steps, BATCH)).astype(np.int64)
+    return [(lib.from_numpy(x), lib.from_numpy(y)) for x, y in zip(xs, ys)]
+
+
+def build(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def train(lib, model, data):
+    opt = lib.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    for i, (x, y) in enumerate(data):
+        if i == WARMUP:
+            start = time.perf_counter()
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def worker(kind, steps):
+    rank = int(os.environ.get("RANK", "0"))
+    if kind == "torch":
+        import torch
+        import torch.distributed as dist
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo")
+        torch.manual_seed(0)
+        model = torch.nn.parallel.DistributedDataParallel(build(torch))
+        seconds = train(torch, model, make_data(torch, steps, rank))
+        result = {"seconds": seconds}
+        dist.destroy_process_group()
+    else:
+        import disttorch
+        import disttorch.distributed as dist
+        disttorch.manual_seed(0)
+        model = build(disttorch)
+        if kind == "single":
+            result = {"seconds": train(disttorch, model, make_data(disttorch, steps, rank))}
+        else:
+            dist.init_process_group("zmq")
+            ddp = disttorch.nn.parallel.DistributedDataParallel(model)
+            seconds = train(disttorch, ddp, make_data(disttorch, steps, rank))
+            exposed = ddp.reducer.exposed_seconds
+            result = {"seconds": seconds, "exposed_per_step": exposed / steps,
+                      "comm_per_step": comm_alone(dist, ddp.reducer.buckets)}
+            dist.destroy_process_group()
+    if rank == 0:
+        print("RESULT " + json.dumps(result), flush=True)
+
+
+def comm_alone(dist, buckets, reps=20):
+    """Seconds to all-reduce every gradient bucket with nothing else running."""
+    times = []
+    for _ in range(reps):
+        dist.barrier()
+        start = time.perf_counter()
+        works = [dist.all_reduce(b.buffer, async_op=True) for b in buckets]
+        for w in works:
+            w.wait()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def launch(kind, nproc, steps):
+    port = free_port()
+    procs = []
+    for rank in range(nproc):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DISTTORCH_SECRET="bench")
+        procs.append(subprocess.Popen([sys.executable, __file__, "--worker", kind, "--steps", str(steps)],
+                                      env=env, stdout=subprocess.PIPE, text=True))
+    result = None
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise SystemExit(f"{kind} worker failed with exit code {p.returncode}")
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[7:])
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.steps + WARMUP)
+        return
+    rates = {"single": [], "disttorch": [], "torch": []}
+    overlaps = []
+    for _ in range(args.rounds):  # alternate the contenders so drift on the machine hits all alike
+        for kind, nproc in (("single", 1), ("disttorch", 2), ("torch", 2)):
+            r = launch(kind, nproc, args.steps)
+            rates[kind].append(nproc * BATCH * args.steps / r["seconds"])
+            if kind == "disttorch":
+                hidden = 1 - r["exposed_per_step"] / max(r["comm_per_step"], 1e-9)
+                overlaps.append(min(max(hidden, 0.0), 1.0))
+    best = {k: max(v) for k, v in rates.items()}
+    for kind, label in (("single", "1 process"), ("disttorch", "disttorch DDP x2"), ("torch", "torch DDP gloo x2")):
+        print(f"{label:>20}: {best[kind]:9.0f} samples/s")
+    efficiency = best["disttorch"] / (2 * best["single"])
+    versus = best["disttorch"] / best["torch"]
+    overlap = sorted(overlaps)[len(overlaps) // 2]
+    print(f"torch DDP scaling efficiency for reference: {best['torch'] / (2 * best['single']):.2f} "
+          "(vs disttorch single process)")
+    print(f"ddp: scaling_efficiency={efficiency:.2f} vs_torch_ddp={versus:.2f} overlap={overlap:.2f}")
+
+
+if __name__ == "__main__":
+    main()

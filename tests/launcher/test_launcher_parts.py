@@ -1,0 +1,91 @@
+"""The launcher's pure parts: --nproc resolution, exit descriptions, the summary table, restart decisions."""
+
+import signal
+
+import pytest
+
+from launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
+from launcher.coordination import NodeOutcome, RoundResult, decide
+from launcher.summary import failure_summary
+from launcher.workers import Failure, describe_exit
+
+
+def _failure(rank, node_rank=0, exit_code=1, timestamp=0.0, tail=("boom",)):
+    return Failure(rank, rank, node_rank, "hostA", 1000 + rank, exit_code, list(tail), timestamp)
+
+
+@pytest.mark.parametrize("visible, expected", [("0,1,2", 3), ("1", 1)])
+def test_auto_nproc_counts_visible_gpus(monkeypatch, visible, expected):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert resolve_nproc("auto") == resolve_nproc("gpu") == expected
+
+
+def test_auto_nproc_without_gpus_uses_cpu_cores(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert resolve_nproc("auto") == resolve_nproc("cpu") == usable_cpu_count()
+    with pytest.raises(ValueError, match="found no GPU"):
+        resolve_nproc("gpu")
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_bad_nproc(value):
+    with pytest.raises(ValueError, match="--nproc"):
+        resolve_nproc(value)
+
+
+def test_secret_from_env_or_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    assert user_secret_from_env({"DISTTORCH_SECRET": "direct"}) == "direct"
+    assert user_secret_from_env({"DISTTORCH_SECRET": "", "DISTTORCH_SECRET_FILE": str(secret_file)}) == "from-file"
+    assert user_secret_from_env({"DISTTORCH_SECRET": ""}) is None
+    secret_file.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        user_secret_from_env({"DISTTORCH_SECRET_FILE": str(secret_file)})
+
+
+@pytest.mark.parametrize("code, text", [
+    (3, "exit code 3"),
+    (-signal.SIGKILL, "SIGKILL (likely out of memory)"),
+    (-signal.SIGSEGV, "SIGSEGV (segmentation fault)"),
+    (-signal.SIGTERM, "SIGTERM"),
+])
+def test_describe_exit(code, text):
+    assert describe_exit(code) == text
+
+
+def test_summary_marks_the_root_cause_and_shows_stderr():
+    summary = failure_summary([_failure(2, node_rank=1, exit_code=-9), _failure(0, tail=())], "2 worker(s) failed",
+                              multi_node=True)
+    lines = summary.splitlines()
+    header = next(line for line in lines if line.startswith("rank"))
+    assert header.split() == ["rank", "node", "host", "pid", "exit"]
+    assert "2     1     hostA  1002  SIGKILL (likely out of memory)  <- root cause" in lines
+    assert "rank 2 (root cause): last lines of stderr:" in lines
+    assert lines[lines.index("rank 0: last lines of stderr:") + 1] == "    (nothing written to stderr)"
+
+
+def test_decide_restarts_until_the_budget_is_spent():
+    failed = [RoundResult(0, NodeOutcome.FAILED, [_failure(0)]), RoundResult(1, NodeOutcome.STOPPED)]
+    assert decide(failed, 0, restart_count=0, max_restarts=1).restart
+    final = decide(failed, 0, restart_count=1, max_restarts=1)
+    assert not final.restart and final.failed
+
+
+def test_decide_never_restarts_after_an_interrupt_or_a_lost_node():
+    for outcome in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
+        results = [RoundResult(0, NodeOutcome.STOPPED), RoundResult(1, outcome, reason="why")]
+        verdict = decide(results, 1, restart_count=0, max_restarts=5)
+        assert not verdict.restart and verdict.failed and verdict.reason == "why"
+
+
+def test_root_cause_comes_from_the_node_that_raised_the_alarm():
+    # Node 1's clock runs behind, yet its failure came first: node 0's worker died of the consequences.
+    results = [RoundResult(0, NodeOutcome.STOPPED, [_failure(0, timestamp=5.0)]),
+               RoundResult(1, NodeOutcome.FAILED, [_failure(2, node_rank=1, timestamp=9.0)])]
+    verdict = decide(results, first_halt_node=1, restart_count=0, max_restarts=0)
+    assert [failure.rank for failure in verdict.failures] == [2, 0]
+
+
+def test_decide_success_needs_every_node():
+    assert not decide([RoundResult(0, NodeOutcome.SUCCEEDED)] * 2, None, 0, 0).failed
