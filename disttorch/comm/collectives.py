@@ -122,12 +122,13 @@ def _ring_pieces(count, size, itemsize):
 
 
 def _ring_reduce_scatter(ch, source, op, offset, on_final):
-    """Ring reduce-scatter over the segments of ``source`` (never written).
+    """Ring reduce-scatter over the segments of ``source`` (never written here).
 
     At step s rank r sends segment r-s+offset and receives r-s-1+offset from its
     left neighbour, adding its own values to the received partial sum in place.
-    After n-1 steps rank r holds the complete reduction of segment r+1+offset;
-    ``on_final(low, high, frame, values)`` decides what happens to each piece.
+    The last step completes segment r+1+offset; for each of its pieces
+    ``on_final(low, high, partial, frame)`` gets the partial sum of every other
+    rank and does the final reduction wherever the result belongs.
     Returns the trackers of the zero-copy sends taken from ``source``.
     """
     size, rank = ch.size, ch.rank
@@ -142,14 +143,18 @@ def _ring_reduce_scatter(ch, source, op, offset, on_final):
         final = step == size - 2
         for low, high in ring[(rank - step - 1 + offset) % size]:
             frame = ch.recv(left)
-            values = _view(frame, source.dtype)
-            ufunc(values, source[low:high], out=values)
+            partial = _view(frame, source.dtype)
             if final:
-                finish_reduction(op, values, size)
-                on_final(low, high, frame, values)
+                on_final(low, high, partial, frame)
             else:
+                ufunc(partial, source[low:high], out=partial)
                 ch.send(right, frame)
     return trackers
+
+
+def _reduce_into(op, partial, mine, out, size):
+    REDUCE_UFUNCS[op](partial, mine, out=out)
+    finish_reduction(op, out, size)
 
 
 def _ring_all_gather(ch, out, ring, first_segment):
@@ -165,14 +170,20 @@ def _ring_all_gather(ch, out, ring, first_segment):
 
 
 def _all_reduce_ring(ch, buf, op):
-    def keep_and_pass_on(low, high, frame, values):
-        buf[low:high] = values
-        ch.send((ch.rank + 1) % ch.size, frame)
+    right = (ch.rank + 1) % ch.size
+    owned_trackers = []
 
-    trackers = _ring_reduce_scatter(ch, buf, op, 0, keep_and_pass_on)
-    # all-gather: overwrites our own segment, so its zero-copy sends must be done
+    def complete_and_pass_on(low, high, partial, frame):
+        # Reducing straight into buf and sending it zero-copy saves a copy of the
+        # segment; our own segment is never overwritten by the all-gather.
+        _reduce_into(op, partial, buf[low:high], buf[low:high], ch.size)
+        owned_trackers.append(ch.send(right, buf[low:high], track=True))
+
+    trackers = _ring_reduce_scatter(ch, buf, op, 0, complete_and_pass_on)
+    # all-gather: overwrites the segment sent first, so those sends must be done
     ch.wait_sent(trackers)
     _ring_all_gather(ch, buf, _ring_pieces(buf.size, ch.size, buf.itemsize), ch.rank)
+    ch.wait_sent(owned_trackers)
 
 
 # ------------------------------------------------------------------------ reduce
@@ -205,11 +216,11 @@ def _reduce_direct(ch, buf, op, dst):
 
 def _reduce_ring(ch, buf, op, dst):
     """Reduce-scatter so rank i owns segment i, then every owner sends it to ``dst``."""
-    def deliver(low, high, frame, values):
-        # dst's own segment was last read while computing ``values``: safe to overwrite
+    def deliver(low, high, partial, frame):
         if ch.rank == dst:
-            buf[low:high] = values
+            _reduce_into(op, partial, buf[low:high], buf[low:high], ch.size)
         else:
+            _reduce_into(op, partial, buf[low:high], partial, ch.size)
             ch.send(dst, frame)
 
     trackers = _ring_reduce_scatter(ch, buf, op, -1, deliver)
@@ -255,8 +266,9 @@ def _reduce_scatter_direct(ch, out, source, op):
 def _reduce_scatter_ring(ch, out, source, op):
     block_start = ch.rank * out.size
 
-    def keep(low, high, frame, values):
-        out[low - block_start:high - block_start] = values
+    def keep(low, high, partial, frame):
+        _reduce_into(op, partial, source[low:high], out[low - block_start:high - block_start],
+                     ch.size)
 
     # Equal blocks make the ring's segments coincide with the output blocks.
     trackers = _ring_reduce_scatter(ch, source, op, -1, keep)

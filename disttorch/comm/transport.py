@@ -21,6 +21,7 @@ collective whose group lost a member raises RankFailure. On a timeout the
 waiting rank asks its group who has reached this collective, names the ranks
 that have not, and tells everyone to abort so no rank hangs.
 """
+import ctypes
 import os
 import socket as pysocket
 import tempfile
@@ -43,6 +44,8 @@ _POLL_MS = 100
 _DEATH_GRACE_S = 0.3
 _STATUS_WAIT_S = 1.0
 _FLUSH_LINGER_MS = 2000
+# Fewer, larger socket reads and writes: the kernel caps this at net.core.[rw]mem_max.
+_SOCKET_BUFFER_BYTES = int(os.environ.get('DISTTORCH_SOCKET_BUFFER', 4 << 20))
 _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
 
 
@@ -80,15 +83,37 @@ def _local_ip_towards(host):
         probe.close()
 
 
+def _keep_freed_memory_mapped():
+    """Stop glibc from returning freed message buffers to the kernel.
+
+    libzmq allocates a fresh buffer for every large message it receives. With
+    glibc's default trim and mmap thresholds those megabytes go back to the
+    kernel on free and fault in again, zero-filled, on the next receive, which
+    costs about as much as the transfer itself. Set DISTTORCH_MALLOC_TUNING=0
+    to keep the defaults.
+    """
+    if os.environ.get("DISTTORCH_MALLOC_TUNING", "1") == "0":
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_trim_threshold, 512 << 20)
+    mallopt(m_mmap_threshold, 32 << 20)
+
+
 class Transport:
     def __init__(self, store, rank, world_size, master_addr, prefix, secret):
         self.rank = rank
         self.world_size = world_size
         self._secret = secret
+        _keep_freed_memory_mapped()
         self._context = zmq.Context()
         self._token = auth.new_nonce()
         self._router = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
+                              (zmq.RCVBUF, _SOCKET_BUFFER_BYTES),
                               (zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000)):
             self._router.setsockopt(option, value)
         self._ipc_path = os.path.join(
@@ -115,7 +140,8 @@ class Transport:
 
     def _connect(self, peer, info):
         dealer = self._context.socket(zmq.DEALER)
-        for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.HEARTBEAT_IVL, 1000),
+        for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
+                              (zmq.HEARTBEAT_IVL, 1000),
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
             dealer.setsockopt(option, value)
         self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)

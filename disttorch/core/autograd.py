@@ -167,13 +167,22 @@ class AccumulateGrad:
         if t.grad is None:
             # Adopt the buffer only when nothing else can see it (engine locals + this frame);
             # otherwise a later in-place accumulation would write through an alias.
-            if sys.getrefcount(grad) > _UNSHARED_REFS or grad.base is not None:
+            if not _unshared(grad):
                 grad = grad.copy()
             t.grad = Tensor._wrap(grad)
         else:
             t.grad._data += grad
         for hook in t._post_acc_hooks or ():
             hook(t)
+
+
+def _unshared(grad):
+    """True when `grad` (and the buffer it views, if any) is referenced only by the engine."""
+    if sys.getrefcount(grad) > _UNSHARED_REFS + 1:
+        return False
+    base = grad.base
+    # A view over a temporary (reshape of a fresh reduction, say) is as private as the temporary.
+    return base is None or (base.base is None and sys.getrefcount(base) <= 3)
 
 
 def _run_pre_hooks(node, grad):

@@ -15,6 +15,7 @@ REPORTING_WORKER = """
     names = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
              "DISTTORCH_SECRET", "DISTTORCH_RESTART_COUNT"]
     report = {name: os.environ[name] for name in names}
+    print("reporting", flush=True)
     try:
         import disttorch.distributed as dist
         has_collectives = hasattr(dist, "init_process_group") and hasattr(dist, "all_reduce")
@@ -43,13 +44,13 @@ def _node_flags(nnodes, node_rank, addr, port, nproc, timeout="20"):
             "--master-port", str(port), "--nproc", str(nproc), "--rdzv-timeout", timeout)
 
 
-def _finish(launchers, timeout=60):
-    """(returncode, stderr) of every launcher; kills any that outlive `timeout`."""
+def _finish(launchers, timeout=60, with_stdout=False):
+    """(returncode, stderr) or (returncode, stdout, stderr) of every launcher; kills any outliving `timeout`."""
     results = []
     try:
         for launcher in launchers:
-            _, stderr = launcher.communicate(timeout=timeout)
-            results.append((launcher.returncode, stderr))
+            stdout, stderr = launcher.communicate(timeout=timeout)
+            results.append((launcher.returncode, stdout, stderr) if with_stdout else (launcher.returncode, stderr))
     finally:
         for launcher in launchers:
             launcher.kill()
@@ -85,9 +86,12 @@ def test_two_launchers_on_loopback_form_one_job(tmp_path):
     port = _free_port()
     launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, nproc), "report.py", cwd=tmp_path)
                  for node, nproc in [(1, 2), (0, 1)]]
-    for returncode, stderr in _finish(launchers):
-        assert returncode == 0, stderr
+    (node_1_code, node_1_out, node_1_err), (node_0_code, node_0_out, node_0_err) = _finish(launchers, with_stdout=True)
+    assert node_0_code == 0, node_0_err
+    assert node_1_code == 0, node_1_err
     _check_reports(_reports(tmp_path, 3), [1, 2], port)
+    assert node_0_out.splitlines() == ["[0:0] reporting"]
+    assert sorted(node_1_out.splitlines()) == ["[1:1] reporting", "[1:2] reporting"]
 
 
 @pytest.mark.timeout(60)
@@ -190,6 +194,46 @@ def test_killing_a_worker_on_one_host_stops_all_hosts(tmp_path, two_hosts):
         root_row = next(line for line in stderr.splitlines() if "<- root cause" in line)
         assert root_row.split()[:2] == ["3", "1"] and "SIGKILL" in root_row
     _assert_nothing_left(two_hosts)
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_on_node_0_stops_every_node(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1), "sleeper.py", "--ignore-sigterm",
+                                cwd=tmp_path) for node in (0, 1)]
+    try:
+        pids = read_pids(tmp_path, 2)
+        launchers[0].send_signal(signal.SIGINT)
+        (master_code, master_err), (node_code, node_err) = _finish(launchers)
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    assert master_code == 128 + signal.SIGINT and "stopped by SIGINT" in master_err
+    assert node_code == 1 and "node 0's launcher got SIGINT" in node_err
+    assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.timeout(60)
+def test_a_failure_on_one_node_restarts_every_node(tmp_path):
+    # Node 0's worker finishes at once; node 1's fails on the first attempt only.
+    write_script(tmp_path, "flaky.py", """
+        import os, sys, time
+        restart = os.environ["DISTTORCH_RESTART_COUNT"]
+        with open(f"attempts_{os.environ['RANK']}", "a") as attempts:
+            attempts.write(restart + "\n")
+        if os.environ["GROUP_RANK"] == "1" and restart == "0":
+            time.sleep(0.5)
+            sys.exit("node 1 fails once")
+    """)
+    port = _free_port()
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1), "--max-restarts", "1", "flaky.py",
+                                cwd=tmp_path) for node in (0, 1)]
+    for returncode, stderr in _finish(launchers):
+        assert returncode == 0, stderr
+        assert "restarting the worker group (1/1)" in stderr
+    for rank in (0, 1):
+        assert (tmp_path / f"attempts_{rank}").read_text().split() == ["0", "1"]
 
 
 def _assert_nothing_left(hosts):

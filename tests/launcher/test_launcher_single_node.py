@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from launch_helpers import (SLEEPER, alive, launcher_env, read_pids, run_launcher, start_launcher, wait_for,
+from launch_helpers import (SLEEPER, alive, launcher_command, launcher_env, read_pids, run_launcher, start_launcher, wait_for,
                             write_script)
 
 ENV_DUMP = """
@@ -314,9 +314,11 @@ def test_carriage_return_progress_lines_keep_their_prefix(tmp_path):
         sys.stdout.write("step 1/2\\rstep 2/2\\n")
         sys.stdout.write("no newline at the end")
     """)
-    done = run_launcher("--nproc", "1", "progress.py", cwd=tmp_path)
+    # Bytes, not text: universal newlines would turn the "\r" into "\n".
+    done = subprocess.run(launcher_command("--nproc", "1", "progress.py"), cwd=tmp_path, env=launcher_env(),
+                          capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "[rank 0] step 1/2\r[rank 0] step 2/2\n[rank 0] no newline at the end\n"
+    assert done.stdout == b"[rank 0] step 1/2\r[rank 0] step 2/2\n[rank 0] no newline at the end\n"
 
 
 def _children(pid):

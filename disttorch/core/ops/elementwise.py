@@ -40,14 +40,19 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        # Each gradient needs only the other factor; saving just that (as PyTorch does) leaves the
+        # unneeded one free to be edited in place before backward.
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        ctx.shapes = (_shape(a), _shape(b))
         return a * b
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        return (sum_to(g * b, _shape(a)) if need_a else None), (sum_to(g * a, _shape(b)) if need_b else None)
+        sa, sb = ctx.shapes
+        return (sum_to(g * b, sa) if need_a else None), (sum_to(g * a, sb) if need_b else None)
 
 
 def _is_integral(x):

@@ -1,11 +1,9 @@
 """What runs inside a DataLoader worker process, and the messages it exchanges with the main process.
 
 Each worker reads (generation, task_index, indices) from its own index queue, fetches and collates the
-batch, and puts (generation, task_index, payload) on the shared result queue. Tensors travel as their raw
-numpy arrays (wrapped in TensorPayload so the main process knows to rebuild tensors, not leave arrays);
-numpy arrays pickle with protocol 5 straight from their buffers.
+batch, and puts (generation, task_index, payload) on the shared result queue; _transport decides how the
+arrays in the payload travel.
 """
-import collections.abc
 import os
 import queue
 import random
@@ -15,6 +13,8 @@ import traceback
 import numpy as np
 
 from disttorch.core.tensor import Tensor
+
+from ._transport import Sender
 
 # How often a blocked worker or main process wakes up to check that its peer is still alive.
 STATUS_CHECK_INTERVAL = 1.0
@@ -90,56 +90,6 @@ class ResumeIteration:
         self.generation = generation
 
 
-class TensorPayload:
-    __slots__ = ("array",)
-
-    def __init__(self, array):
-        self.array = array
-
-    def __reduce__(self):
-        return (TensorPayload, (self.array,))
-
-
-def _map_structure(value, leaf_fn):
-    """Apply leaf_fn to every leaf of nested lists/tuples/namedtuples/dicts, keeping container types."""
-    if isinstance(value, (list, tuple)):
-        items = [_map_structure(item, leaf_fn) for item in value]
-        if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return type(value)(*items)
-        return items if type(value) is list else _rebuild(value, items)
-    if isinstance(value, collections.abc.Mapping):
-        return _rebuild(value, {key: _map_structure(item, leaf_fn) for key, item in value.items()})
-    return leaf_fn(value)
-
-
-def _rebuild(original, contents):
-    try:
-        return type(original)(contents)
-    except TypeError:
-        return contents
-
-
-def _tensor_to_payload(value):
-    if isinstance(value, Tensor):
-        array = value._data
-        return TensorPayload(array if isinstance(array, np.ndarray) else array.get())
-    return value
-
-
-def _payload_to_tensor(value):
-    if isinstance(value, TensorPayload):
-        return Tensor._wrap(value.array)
-    return value
-
-
-def to_transport(data):
-    return _map_structure(data, _tensor_to_payload)
-
-
-def from_transport(data):
-    return _map_structure(data, _payload_to_tensor)
-
-
 class MapFetcher:
     def __init__(self, dataset, auto_collation, collate_fn, drop_last):
         self.dataset = dataset
@@ -207,7 +157,7 @@ def seed_worker(seed):
 
 
 def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, auto_collation, collate_fn,
-                drop_last, base_seed, worker_init_fn, worker_id, num_workers, parent_pid):
+                drop_last, base_seed, worker_init_fn, worker_id, num_workers, parent_pid, shared_prefix):
     global _worker_info
     try:
         seed = base_seed + worker_id
@@ -221,7 +171,8 @@ def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, a
         except Exception:
             pending_error = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
         _serve(fetcher_class, fetcher if pending_error is None else None, pending_error, dataset, index_queue,
-               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid)
+               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid,
+               Sender(shared_prefix, worker_id))
     except KeyboardInterrupt:
         pass
     if done_event.is_set():
@@ -231,7 +182,7 @@ def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, a
 
 
 def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_queue, done_event,
-           auto_collation, collate_fn, drop_last, worker_id, parent_pid):
+           auto_collation, collate_fn, drop_last, worker_id, parent_pid, sender):
     iteration_ended = False
     while os.getppid() == parent_pid:
         try:
@@ -251,7 +202,7 @@ def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_q
             data, pending_error = pending_error, None
         else:
             try:
-                data = to_transport(fetcher.fetch(indices))
+                data = sender.pack(fetcher.fetch(indices))
             except StopIteration:
                 if fetcher_class is not IterableFetcher:
                     data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")

@@ -7,8 +7,9 @@ import sys
 
 from ._collate import default_collate, default_convert
 from ._random import draw_seed
+from . import _transport
 from ._worker import (STATUS_CHECK_INTERVAL, ExceptionWrapper, IterableEnd, IterableFetcher, MapFetcher,
-                      ResumeIteration, from_transport, get_worker_info, worker_loop)
+                      ResumeIteration, get_worker_info, worker_loop)
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
@@ -197,6 +198,7 @@ class _MultiProcessIter(_BaseIter):
         if isinstance(context, str):
             context = multiprocessing.get_context(context)
         base_seed = draw_seed(loader.generator)
+        self._shared_prefix = _transport.new_prefix()
         self._done_event = context.Event()
         self._result_queue = context.Queue()
         self._index_queues, self._workers = [], []
@@ -207,7 +209,7 @@ class _MultiProcessIter(_BaseIter):
                 target=worker_loop, daemon=True,
                 args=(self._fetcher_class, self._dataset, index_queue, self._result_queue, self._done_event,
                       self._auto_collation, self._collate_fn, self._drop_last, base_seed,
-                      loader.worker_init_fn, worker_id, self._num_workers, os.getpid()))
+                      loader.worker_init_fn, worker_id, self._num_workers, os.getpid(), self._shared_prefix))
             worker.start()
             self._index_queues.append(index_queue)
             self._workers.append(worker)
@@ -289,7 +291,7 @@ class _MultiProcessIter(_BaseIter):
             if not self._persistent:
                 self._shutdown_workers()
             data.reraise()
-        return from_transport(data)
+        return _transport.unpack(data)
 
     def _receive(self):
         """Next (task_index, data) of the current generation; raises on timeout or a dead worker."""
@@ -309,6 +311,7 @@ class _MultiProcessIter(_BaseIter):
                 continue
             if generation == self._generation:
                 return task_index, data
+            _transport.discard(data)
 
     def _check_workers_alive(self):
         dead = [str(worker.pid) for worker_id, worker in enumerate(self._workers)
@@ -338,6 +341,7 @@ class _MultiProcessIter(_BaseIter):
                 index_queue.close()
             self._result_queue.cancel_join_thread()
             self._result_queue.close()
+            _transport.remove_leftovers(self._shared_prefix)
 
     def __del__(self):
         if getattr(self, "_workers", None) is not None:
