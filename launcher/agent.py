@@ -34,11 +34,9 @@ class Agent:
         try:
             self.signals.check()
             group.start()
-            log(
-                f"node {self.spec.node_rank}: started ranks {plan.rank_offset}..{plan.rank_offset + self.spec.nproc - 1} "
-                f"of {plan.world_size} (pids {' '.join(map(str, group.pids()))}), "
-                f"store at {self.spec.master_addr}:{plan.worker_master_port}"
-            )
+            last_rank = plan.rank_offset + self.spec.nproc - 1
+            log(f"node {self.spec.node_rank}: started ranks {plan.rank_offset}..{last_rank} of {plan.world_size} "
+                f"(pids {' '.join(map(str, group.pids()))}), store at {self.spec.master_addr}:{plan.worker_master_port}")
             return self._watch(group)
         finally:
             group.stop(self.spec.grace_period, self.signals.hurry)

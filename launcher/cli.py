@@ -34,8 +34,8 @@ def _parse_nproc(ctx, param, value: str) -> int:
         "show_default": True,
     },
 )
-@click.option("--nproc", "--nproc-per-node", "nproc", default="1", metavar="N|auto",
-              callback=_parse_nproc, help="Workers on this node; auto: one per GPU, else one per CPU core (also: gpu, cpu).")
+@click.option("--nproc", "--nproc-per-node", "nproc", default="1", metavar="N|auto", callback=_parse_nproc,
+              help="Workers on this node; auto: one per GPU, else one per CPU core (also: gpu, cpu).")
 @click.option("--nnodes", type=click.IntRange(min=1), default=1, help="Number of nodes (one launcher each).")
 @click.option("--node-rank", type=click.IntRange(min=0), default=0, help="This node's rank, 0..nnodes-1.")
 @click.option("--master-addr", default="127.0.0.1", help="Address of node 0, reachable from every node.")

@@ -66,7 +66,13 @@ class Channel:
             raise ConnectionLost("closed by the other side")
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
-        self._messages.extend(json.loads(line) for line in lines if line)
+        try:
+            messages = [json.loads(line) for line in lines if line]
+        except ValueError:
+            raise ConnectionLost("sent something that is not a launcher message") from None
+        if not all(isinstance(message, dict) and "kind" in message for message in messages):
+            raise ConnectionLost("sent something that is not a launcher message")
+        self._messages.extend(messages)
 
     def next_message(self) -> dict | None:
         return self._messages.popleft() if self._messages else None
@@ -132,12 +138,15 @@ class MasterCoordinator:
                     for channel in [*joining, *self.channels.values()]:
                         self._try_send(channel, "abort", reason=reason)
                     raise LaunchError(reason)
-                readable, _, _ = select.select([listener, *joining], [], [], min(remaining, POLL_SECONDS))
+                joined = list(self.channels.values())
+                readable, _, _ = select.select([listener, *joining, *joined], [], [], min(remaining, POLL_SECONDS))
                 for source in readable:
                     if source is listener:
                         self._greet(listener, joining)
-                    else:
+                    elif source in joining:
                         self._admit(source, joining)
+                    else:
+                        self._check_still_there(source)
         finally:
             listener.close()
             for channel in joining:
@@ -174,9 +183,20 @@ class MasterCoordinator:
         self._try_send(channel, "joined")
         log(f"node 0: node {node_rank} joined from {channel.peer} ({message['host']}, {message['nproc']} workers)")
 
+    def _check_still_there(self, channel: Channel) -> None:
+        """A node that joined and left before the start frees its rank for a launcher started again."""
+        try:
+            channel.read_ready()
+        except ConnectionLost:
+            node_rank = next(rank for rank, known in self.channels.items() if known is channel)
+            del self.channels[node_rank], self.nproc_of_node[node_rank]
+            channel.close()
+            log(f"node 0: node {node_rank} left before the job started; waiting for it again")
+
     def _join_problem(self, message: dict, nonce: str) -> str | None:
-        if message.get("kind") != "join":
-            return f"expected a join message, got {message.get('kind')!r}"
+        expected = {"node_rank": int, "nnodes": int, "nproc": int, "host": str}
+        if message["kind"] != "join" or not all(isinstance(message.get(key), kind) for key, kind in expected.items()):
+            return "expected a join message from disttorch-launch; is another program using this port?"
         node_rank = message["node_rank"]
         if message["nnodes"] != self.spec.nnodes:
             return (f"node {node_rank} was started with --nnodes {message['nnodes']} but node 0 with "

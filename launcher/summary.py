@@ -26,9 +26,8 @@ def _table(failures: list[Failure], multi_node: bool) -> list[str]:
     header = ["rank", "node", "host", "pid", "exit", ""] if multi_node else ["rank", "host", "pid", "exit", ""]
     rows = [header]
     for index, failure in enumerate(failures):
-        row = [str(failure.rank), str(failure.node_rank), failure.host, str(failure.pid), describe_exit(failure.exit_code)]
-        if not multi_node:
-            del row[1]
+        node = [str(failure.node_rank)] if multi_node else []
+        row = [str(failure.rank), *node, failure.host, str(failure.pid), describe_exit(failure.exit_code)]
         rows.append(row + ["<- root cause" if index == 0 else ""])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

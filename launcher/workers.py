@@ -90,6 +90,10 @@ class Worker:
     pumps: list[OutputPump] = field(default_factory=list)
     failure: Failure | None = None
 
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self.pumps[1].tail) if self.pumps else []  # pumps are (stdout, stderr)
+
 
 class WorkerGroup:
     """All workers of this node for one attempt. Each worker leads its own process group, so stopping
@@ -154,6 +158,9 @@ class WorkerGroup:
         return WorkerState.HEALTHY
 
     def _record_exit(self, worker: Worker) -> None:
+        """Called once the worker was reaped. Leftovers in its process group (data loader processes)
+        die with it; the group id cannot be reused while any of them still exists."""
+        _signal_group(worker.process.pid, signal.SIGKILL)
         code = worker.process.returncode
         if code == 0:
             worker.state = WorkerState.SUCCEEDED
@@ -173,7 +180,8 @@ class WorkerGroup:
             )
 
     def first_failure(self) -> Failure:
-        return min((w.failure for w in self.workers if w.failure is not None), key=lambda failure: failure.timestamp)
+        failures = [worker.failure for worker in self.workers if worker.failure is not None]
+        return min(failures, key=lambda failure: failure.timestamp)
 
     def failures(self) -> list[Failure]:
         """Failures in the order they were seen, each with the last lines its worker wrote to stderr.
@@ -181,28 +189,26 @@ class WorkerGroup:
         self._join_pumps()
         failed = [worker for worker in self.workers if worker.failure is not None]
         for worker in failed:
-            worker.failure.stderr_tail = list(worker.pumps[1].tail)
+            worker.failure.stderr_tail = worker.stderr_tail
         return sorted((worker.failure for worker in failed), key=lambda failure: failure.timestamp)
 
     def stop(self, grace_period: float, hurry=lambda: False) -> None:
-        """SIGTERM to every worker's process group, SIGKILL to what is left after the grace period
-        (or at once when `hurry()` turns true), then reap everything."""
-        started = [worker for worker in self.workers if worker.process is not None]
-        for worker in started:
-            if worker.process.poll() is None:
-                worker.stopped_by_launcher = True
+        """SIGTERM to every running worker's process group, SIGKILL to what is left after the grace
+        period (or at once when `hurry()` turns true), then reap everything. Safe to call again."""
+        self.poll()  # a worker that failed on its own just now is a failure, not one we stopped
+        running = [worker for worker in self.workers if worker.state is WorkerState.HEALTHY]
+        for worker in running:
+            worker.stopped_by_launcher = True
             _signal_group(worker.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_period
-        while any(worker.process.poll() is None for worker in started):
+        while any(worker.process.poll() is None for worker in running):
             if time.monotonic() >= deadline or hurry():
                 break
             time.sleep(0.02)
-        for worker in started:
-            # Also reaches children a finished worker left behind in its group.
+        for worker in running:
             _signal_group(worker.process.pid, signal.SIGKILL)
             worker.process.wait()
-            if worker.state is WorkerState.HEALTHY:
-                self._record_exit(worker)
+            self._record_exit(worker)
         self._join_pumps()
 
     def _join_pumps(self) -> None:

@@ -121,7 +121,9 @@ class ProcessGroup:
             ctx = OpContext(self.group_id, self.ranks, seq, op, self._world.timeout)
             transport.progress[self.group_id] = (seq, op, True)
             try:
+                transport.raise_if_aborted(ctx)
                 algorithm(Channel(transport, self.ranks, self.rank, ctx, header))
+                transport.raise_if_aborted(ctx, drain=True)
             except DistError as error:
                 self._failure = error
                 raise
@@ -274,6 +276,11 @@ class ProcessGroup:
             sources["rank"] = sender
         world.executor.run(job, f"recv from rank {src}", False)
         return self.ranks.index(sources["rank"])
+
+    def has_message(self, src, tag=0):
+        """Whether ``recv(src, tag)`` would find its first message already here."""
+        peer = None if src is None else self.ranks[src]
+        return self._world.executor.call(lambda: self._world.transport.has_p2p(peer, tag))
 
     def _check_output_size(self, op, array, expected):
         if array.size != expected:

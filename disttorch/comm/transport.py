@@ -203,6 +203,13 @@ class Transport:
                 return found
             self._wait_for_message(src, ctx)
 
+    def has_p2p(self, src, tag):
+        """Whether a point-to-point message with ``tag`` from ``src`` already arrived."""
+        self._pump(0)
+        sources = range(self.world_size) if src is None else (src,)
+        return any(fields[2] == tag for peer in sources
+                   for _, fields, _ in self._stash.get((peer, P2P_GROUP), ()))
+
     def _find_p2p(self, src, tag):
         sources = range(self.world_size) if src is None else (src,)
         for peer in sources:
@@ -277,15 +284,29 @@ class Transport:
             self._left.add(src)
 
     # ------------------------------------------------------------ health checks
+    def raise_if_aborted(self, ctx, drain=False):
+        """Raise if a peer aborted this group; ``drain`` first reads what already arrived.
+
+        Draining after each collective lets a rank that finished from data sent
+        before a peer gave up still learn that the collective failed elsewhere.
+        """
+        if drain:
+            self._pump(0)
+        if ctx.group_id not in self._aborts:
+            return
+        src, seq, class_name, message, failed_rank = self._aborts[ctx.group_id]
+        if src == self.rank:
+            text = message
+        else:
+            text = f"rank {src} aborted {ctx.name()} on rank {self.rank}: {message}"
+        if class_name == "RankFailure":
+            raise RankFailure(text, failed_rank)
+        raise _ERRORS.get(class_name, DistBackendError)(text)
+
     def _check(self, ctx, waiting_on):
         """Raise if the collective in ``ctx`` can no longer complete."""
         self._poll_monitors()
-        if ctx.group_id in self._aborts:
-            src, seq, class_name, message, failed_rank = self._aborts[ctx.group_id]
-            text = f"rank {src} aborted {ctx.name()} on rank {self.rank}: {message}"
-            if class_name == "RankFailure":
-                raise RankFailure(text, failed_rank)
-            raise _ERRORS.get(class_name, DistBackendError)(text)
+        self.raise_if_aborted(ctx)
         if waiting_on is not None and waiting_on in self._left:
             raise self.abort(ctx, RankFailure(
                 f"rank {waiting_on} left the job (destroy_process_group or exit) before sending "

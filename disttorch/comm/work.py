@@ -76,6 +76,11 @@ class Executor:
         work.wait()
         return None
 
+    def call(self, function):
+        """Run a short socket operation (a probe) between queued collectives."""
+        with self._lock:
+            return function()
+
     def _loop(self):
         while True:
             item = self._queue.get()

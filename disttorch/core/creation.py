@@ -37,6 +37,8 @@ def _from_data(data, copy):
         return data._data.copy() if copy else data._data
     if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
         return data.copy() if copy else data
+    if isinstance(data, np.generic):
+        return np.array(data)  # a numpy scalar keeps its own dtype, as in PyTorch
     if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flatten(data)):
         data = _nested_to_lists(data)
     arr = np.array(data)

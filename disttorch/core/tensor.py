@@ -617,6 +617,18 @@ class Tensor:
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation. Wrap the update "
                 "in `with torch.no_grad():` or operate on .detach().")
+        root = self._root()
+        if root is not self and root.grad_fn is None and root.requires_grad:
+            raise RuntimeError(
+                "a view of a leaf Variable that requires grad is being used in an in-place operation. Wrap "
+                "the update in `with torch.no_grad():` or operate on .detach().")
+
+    def _root(self):
+        """The tensor owning the memory this (possibly nested) view looks into."""
+        root = self
+        while root._base is not None:
+            root = root._base
+        return root
 
     def _snapshot(self):
         """A copy of self carrying its graph position, input to the out-of-place twin of an in-place op."""
@@ -629,8 +641,26 @@ class Tensor:
         self._write(result._data)
         self.grad_fn = result.grad_fn
         self.requires_grad = result.requires_grad
+        if self._base is not None:
+            self._write_back_to_root()
+
+    def _write_back_to_root(self):
+        """The edit changed the root's memory too, so the root's history must include it."""
+        root = self._root()
+        if not (self.requires_grad or root.requires_grad):
+            return
+        positions = sh.positions_in(self._data, root._data)
+        if positions is None:
+            return
+        previous = Tensor._wrap(root._data, root.requires_grad)
+        previous.grad_fn = root.grad_fn
+        previous._accum = root._accum
+        written = sh.ViewWriteBack.apply(previous, self, positions)
+        root.grad_fn = written.grad_fn
+        root.requires_grad = written.requires_grad
 
     def _write(self, array):
+        self._refuse_if_read_only()
         if array.dtype != self._data.dtype and not np.can_cast(array.dtype, self._data.dtype, "same_kind"):
             raise RuntimeError(
                 f"result type {dt.from_numpy(array.dtype).name.capitalize()} can't be cast to the desired "
@@ -658,9 +688,17 @@ class Tensor:
                 f"result type {type(_unwrap(other)).__name__ if not isinstance(other, Tensor) else other.dtype} "
                 f"can't be cast to the desired output type {self.dtype}") from None
         except ValueError:
+            self._refuse_if_read_only()
             raise ew.broadcast_error("in-place op", self.shape, getattr(other, "shape", ())) from None
         self._vc[0] += 1
         return self
+
+    def _refuse_if_read_only(self):
+        if not getattr(self._data.flags, "writeable", True):
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers to a single "
+                "memory location (it comes from expand()). Please clone() the tensor before performing the "
+                "operation.")
 
     def _needs_graph(self, other=None):
         return grad_mode._enabled[0] and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
@@ -721,13 +759,14 @@ class Tensor:
         return self.add_((end - self) * weight)
 
     def zero_(self):
-        self._check_grad_free_write()
-        self._data[...] = 0
-        self._vc[0] += 1
-        return self
+        return self.fill_(0)
 
     def fill_(self, value):
         self._check_grad_free_write()
+        if grad_mode._enabled[0] and self.requires_grad:
+            # The old values' history ends here: the result's gradient reaches them as zeros.
+            return self._inplace(_filled, value)
+        self._refuse_if_read_only()
         self._data[...] = _unwrap(value)
         self._vc[0] += 1
         return self
@@ -803,6 +842,11 @@ class Tensor:
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         from . import creation
         return creation.tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def _filled(t, value):
+    everywhere = Tensor._wrap(get_array_module(t._data).ones(t._data.shape, dtype=bool))
+    return ix.masked_fill(t, everywhere, value)
 
 
 def _format(t):

@@ -1,8 +1,14 @@
 """Adagrad (Duchi et al.) with learning-rate decay, weight decay, an initial accumulator and maximize."""
 from ..core.backend import get_array_module
 from ..core.tensor import Tensor
-from .optimizer import Optimizer, _check_differentiable, _check_eps, _check_lr, _check_non_negative, \
-    _scalar_step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_differentiable,
+    _check_eps,
+    _check_lr,
+    _check_non_negative,
+    _scalar_step_tensor,
+)
 
 
 class Adagrad(Optimizer):
@@ -36,14 +42,12 @@ class Adagrad(Optimizer):
         state = self.state[param] or self._init_state(param, group)
         state["step"]._data += 1
         step = float(state["step"]._data)
-        if group["maximize"]:
-            grad = -grad
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * data
+        grad = self._effective_grad(data, grad, group["maximize"], group["weight_decay"])
         decayed_lr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
 
         accumulator = state["sum"]._data
-        scratch = xp.multiply(grad, grad)
+        scratch = self._scratch_like(data)
+        xp.multiply(grad, grad, out=scratch)
         accumulator += scratch
         std = xp.sqrt(accumulator, out=scratch)
         std += group["eps"]

@@ -3,8 +3,14 @@ import math
 
 from ..core.backend import get_array_module
 from ..core.tensor import Tensor
-from .optimizer import Optimizer, _check_differentiable, _check_eps, _check_lr, _check_non_negative, \
-    _scalar_step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_differentiable,
+    _check_eps,
+    _check_lr,
+    _check_non_negative,
+    _scalar_step_tensor,
+)
 
 
 def _check_betas(betas):
@@ -42,19 +48,17 @@ class Adam(Optimizer):
         xp = get_array_module(data)
         state = self.state[param] or self._init_state(param, group)
         lr, weight_decay, (beta1, beta2) = group["lr"], group["weight_decay"], group["betas"]
-        if group["maximize"]:
-            grad = -grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                data *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * data
+        decoupled = group["decoupled_weight_decay"]
+        if decoupled and weight_decay != 0:
+            data *= 1 - lr * weight_decay
+        grad = self._effective_grad(data, grad, group["maximize"], 0 if decoupled else weight_decay)
 
         state["step"]._data += 1
         step = float(state["step"]._data)
         exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
         # One scratch array serves every temporary below.
-        scratch = xp.subtract(grad, exp_avg)
+        scratch = self._scratch_like(data)
+        xp.subtract(grad, exp_avg, out=scratch)
         scratch *= 1 - beta1
         exp_avg += scratch
         exp_avg_sq *= beta2

@@ -11,7 +11,7 @@ from itertools import chain
 import numpy as np
 
 from ..core import dtype as dt
-from ..core.backend import to_device_array
+from ..core.backend import array_device_index, get_array_module, to_device_array
 from ..core.grad_mode import enable_grad
 from ..core.tensor import Tensor
 
@@ -149,6 +149,30 @@ class Optimizer:
     def _update(self, param, grad, group):
         raise NotImplementedError(f"{type(self).__name__} must implement step() or _update()")
 
+    def _scratch_like(self, array, slot=0):
+        """A reusable temporary shaped like `array`: one flat buffer per slot, sized by the largest parameter,
+        so a step allocates nothing per parameter."""
+        xp = get_array_module(array)
+        buffers = self.__dict__.setdefault("_scratch_buffers", {})
+        key = (slot, xp.__name__, array_device_index(array), array.dtype.str)
+        flat = buffers.get(key)
+        if flat is None or flat.size < array.size:
+            flat = buffers[key] = xp.empty(array.size, dtype=array.dtype)
+        return flat[:array.size].reshape(array.shape)
+
+    def _effective_grad(self, data, grad, maximize, weight_decay):
+        """The gradient negated when maximizing, plus L2 weight decay; the raw gradient when neither applies."""
+        if not maximize and weight_decay == 0:
+            return grad
+        xp = get_array_module(data)
+        out = self._scratch_like(data, slot=1)
+        if weight_decay != 0:
+            xp.multiply(data, weight_decay, out=out)
+            (xp.subtract if maximize else xp.add)(out, grad, out=out)
+        else:
+            xp.negative(grad, out=out)
+        return out
+
     # ---- state_dict -----------------------------------------------------------------------------
     def state_dict(self):
         index_of = {}
@@ -220,10 +244,15 @@ class Optimizer:
 
 
 def _cast_state_value(param, value, key):
-    """Copy a loaded state value onto the parameter's device (and dtype, except step counters)."""
+    """Copy a loaded state value onto the parameter's device and dtype.
+
+    Step counters stay where they are (on the CPU, read once per step), as in PyTorch.
+    """
     if isinstance(value, Tensor):
+        if key == "step":
+            return Tensor._wrap(value._data.copy())
         array = to_device_array(value._data, param.device)
-        if key != "step" and param._data.dtype.kind == "f":
+        if param._data.dtype.kind == "f":
             array = array.astype(param._data.dtype, copy=array is value._data)
         elif array is value._data:
             array = array.copy()

@@ -1,8 +1,14 @@
 """RMSprop (Hinton) with optional momentum, centering, weight decay and maximize."""
 from ..core.backend import get_array_module
 from ..core.tensor import Tensor
-from .optimizer import Optimizer, _check_differentiable, _check_eps, _check_lr, _check_non_negative, \
-    _scalar_step_tensor
+from .optimizer import (
+    Optimizer,
+    _check_differentiable,
+    _check_eps,
+    _check_lr,
+    _check_non_negative,
+    _scalar_step_tensor,
+)
 
 
 class RMSprop(Optimizer):
@@ -35,15 +41,13 @@ class RMSprop(Optimizer):
         xp = get_array_module(data)
         state = self.state[param] or self._init_state(param, group)
         alpha = group["alpha"]
-        if group["maximize"]:
-            grad = -grad
         state["step"]._data += 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * data
+        grad = self._effective_grad(data, grad, group["maximize"], group["weight_decay"])
 
         square_avg = state["square_avg"]._data
         square_avg *= alpha
-        scratch = xp.multiply(grad, grad)
+        scratch = self._scratch_like(data)
+        xp.multiply(grad, grad, out=scratch)
         scratch *= 1 - alpha
         square_avg += scratch
 

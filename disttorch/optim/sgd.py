@@ -1,4 +1,5 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov, weight decay and maximize."""
+from ..core.backend import get_array_module
 from ..core.tensor import Tensor
 from .optimizer import Optimizer, _check_differentiable, _check_lr, _check_non_negative
 
@@ -19,24 +20,31 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, group):
         data = param._data
-        direction = -grad if group["maximize"] else grad
-        if group["weight_decay"] != 0:
-            direction = direction + group["weight_decay"] * data
-        momentum = group["momentum"]
-        if momentum != 0:
+        xp = get_array_module(data)
+        direction = self._effective_grad(data, grad, group["maximize"], group["weight_decay"])
+        if group["momentum"] != 0:
             direction = self._apply_momentum(param, direction, group)
-        data -= group["lr"] * direction
+        step = xp.multiply(direction, group["lr"], out=self._scratch_like(data))
+        data -= step
 
     def _apply_momentum(self, param, direction, group):
         momentum = group["momentum"]
         state = self.state[param]
         buffer = state.get("momentum_buffer")
+        xp = get_array_module(param._data)
         if buffer is None:
             # The first step seeds the buffer with the raw direction: no dampening yet.
-            buffer = state["momentum_buffer"] = Tensor._wrap(direction.copy())
+            buffer = state["momentum_buffer"] = Tensor._wrap(xp.array(direction, dtype=param._data.dtype))
+            buffer = buffer._data
         else:
-            buffer._data *= momentum
-            buffer._data += (1 - group["dampening"]) * direction
+            buffer = buffer._data
+            buffer *= momentum
+            if group["dampening"] == 0:
+                buffer += direction
+            else:
+                buffer += xp.multiply(direction, 1 - group["dampening"], out=self._scratch_like(buffer))
         if group["nesterov"]:
-            return direction + momentum * buffer._data
-        return buffer._data
+            # direction is either the raw grad (read-only) or scratch slot 1 (ours to overwrite).
+            out = self._scratch_like(buffer, slot=1)
+            return xp.add(direction, xp.multiply(buffer, momentum, out=self._scratch_like(buffer)), out=out)
+        return buffer

@@ -1,1 +1,4 @@
 """disttorch.utils: data loading (disttorch.utils.data)."""
+from . import data
+
+__all__ = ["data"]

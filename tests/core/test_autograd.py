@@ -379,3 +379,74 @@ def test_gradient_matches_torch_on_a_shared_graph():
         grads.append((x.grad.tolist(), w.grad.tolist()))
     np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-5)
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5)
+
+
+VIEW_EDITS = [
+    ("view_mul_", lambda y: y.view(-1).mul_(2.0)),
+    ("slice_add_", lambda y: y[:, 1:].add_(1.5)),
+    ("row_clamp_", lambda y: y[0].clamp_(max=0.5)),
+    ("nested_view", lambda y: y.t()[1:].mul_(-3.0)),
+    ("setitem_on_view", lambda y: y[1].__setitem__(slice(0, 2), y[0, :2] * 4)),
+    ("iadd_through_setitem", lambda y: y.__setitem__((slice(None), 0), y[:, 0] + 5)),
+    ("fill_view", lambda y: y[:, 2].fill_(1.0)),
+    ("zero_whole", lambda y: y.zero_()),
+    ("copy_into_view", lambda y: y[1].copy_(y[0] * 2)),
+]
+
+
+@pytest.mark.parametrize("edit", [e for _, e in VIEW_EDITS], ids=[n for n, _ in VIEW_EDITS])
+def test_inplace_edit_through_view_reaches_base_gradient(edit):
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (disttorch, torch):
+        x = lib.tensor([[1.0, -2.0, 3.0], [0.5, 2.0, -1.0]], requires_grad=True)
+        y = x * 1.5
+        edit(y)
+        (y * y).sum().backward()
+        results.append((y.tolist(), x.grad.tolist()))
+    np.testing.assert_allclose(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1])
+
+
+def test_inplace_on_view_of_leaf_requiring_grad_raises():
+    x = _leaf()
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        x[1:].mul_(2)
+
+
+def test_writing_graph_values_into_plain_buffer_records_graph():
+    x = _leaf()
+    buffer = disttorch.zeros(2, 3)
+    buffer[1] = x * 2
+    buffer[0].copy_(x)
+    assert buffer.requires_grad and not buffer.is_leaf
+    (buffer * disttorch.tensor([[1.0], [10.0]])).sum().backward()
+    assert x.grad.tolist() == [21.0, 21.0, 21.0]
+
+
+EDGE_GRADIENTS = [
+    ("max_ties_share", lambda x: x.max(), [1.0, 3.0, 3.0]),
+    ("min_ties_share", lambda x: x.min(), [1.0, 1.0, 3.0]),
+    ("amax_ties_share", lambda x: x.amax(), [2.0, 2.0, 1.0]),
+    ("max_dim_ties_pick_one", lambda x: x.max(0).values, [2.0, 2.0, 1.0]),
+    ("maximum_ties_split", lambda x: x.maximum(x.detach() * 0 + 2.0), [2.0, 1.0, 3.0]),
+    ("norm_at_zero", lambda x: x.norm(), [0.0, 0.0]),
+    ("std_of_constant", lambda x: x.std(), [1.0, 1.0, 1.0]),
+    ("pow_zero_exponent_at_zero", lambda x: x ** 0, [0.0, 2.0]),
+    ("relu_at_zero", lambda x: x.relu(), [0.0, 4.0, -1.0]),
+    ("clamp_at_bounds", lambda x: x.clamp(0.0, 1.0), [0.0, 1.0, 2.0]),
+    ("abs_at_zero", lambda x: x.abs(), [0.0, -1.0]),
+    ("prod_with_zeros", lambda x: x.prod(), [0.0, 0.0, 2.0]),
+    ("prod_with_one_zero", lambda x: x.prod(), [0.0, 3.0, 2.0]),
+]
+
+
+@pytest.mark.parametrize("fn,values", [(f, v) for _, f, v in EDGE_GRADIENTS], ids=[n for n, _, _ in EDGE_GRADIENTS])
+def test_gradients_at_edge_points_match_torch(fn, values):
+    torch = pytest.importorskip("torch")
+    grads = []
+    for lib in (disttorch, torch):
+        x = lib.tensor(values, requires_grad=True)
+        fn(x).sum().backward()
+        grads.append(x.grad.tolist())
+    np.testing.assert_allclose(grads[0], grads[1])

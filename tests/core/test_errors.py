@@ -120,3 +120,15 @@ def test_invalid_device_string():
 def test_creation_with_negative_size():
     with pytest.raises(RuntimeError, match="negative dimension"):
         disttorch.zeros(2, -1)
+
+
+def test_inplace_on_expanded_tensor_asks_for_clone():
+    with pytest.raises(RuntimeError, match="clone"):
+        disttorch.ones(3).expand(2, 3).add_(1)
+    with pytest.raises(RuntimeError, match="clone"):
+        disttorch.ones(3).expand(2, 3).fill_(1)
+
+
+def test_negating_bool_tensor_points_to_logical_not():
+    with pytest.raises(RuntimeError, match="logical_not"):
+        -disttorch.tensor([True, False])

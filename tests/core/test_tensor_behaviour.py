@@ -350,3 +350,15 @@ def test_generator_objects_are_independent():
     g2 = disttorch.Generator().manual_seed(5)
     disttorch.rand(3)
     assert disttorch.rand(3, generator=g1).tolist() == disttorch.rand(3, generator=g2).tolist()
+
+
+def test_numpy_scalars_keep_their_dtype():
+    torch = pytest.importorskip("torch")
+    for value in (np.float64(2.5), np.float32(1.5), np.int32(3), np.bool_(True)):
+        assert disttorch.tensor(value).dtype.name == _dtype_name(torch.tensor(value).dtype)
+
+
+def test_clamp_int_tensor_with_float_bound_is_float32():
+    out = disttorch.tensor([1, 5, 9]).clamp(2.5, 6)
+    assert out.dtype is disttorch.float32
+    assert out.tolist() == [2.5, 5.0, 6.0]

@@ -42,7 +42,7 @@ BATCHES = [
 
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda batch: type(batch[0]).__name__)
 def test_default_collate_matches_torch(batch):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils.data import default_collate as torch_collate
     ours = default_collate(batch)
     assert _as_numpy(ours) == _as_numpy(torch_collate(batch))
@@ -70,7 +70,7 @@ def test_default_collate_errors():
 
 
 def test_default_convert_matches_torch():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.utils.data import default_convert as torch_convert
     sample = (np.zeros(2), 1, [np.ones(1, np.float32)], {"k": np.float64(3.0)}, "s")
     assert _as_numpy(default_convert(sample)) == _as_numpy(torch_convert(sample))

@@ -1,3 +1,4 @@
+import glob
 import multiprocessing
 import os
 import time
@@ -266,3 +267,75 @@ def test_iterable_dataset_option_errors_match_torch(options):
     with pytest.raises(ValueError) as ours:
         DataLoader(Stream(0, 3), **options)
     assert str(ours.value).split(", but got")[0] == str(theirs.value).split(", but got")[0]
+
+
+class Large(Dataset):
+    """Samples big enough that batches travel through shared memory files."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, index):
+        return np.full((64, 64, 16), index, np.float32), index
+
+
+def _shared_files():
+    return sorted(glob.glob("/dev/shm/disttorch-loader-*"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+def test_large_batches_through_shared_memory_leave_no_files():
+    before = _shared_files()
+    loader = DataLoader(Large(), batch_size=4, num_workers=2)
+    for step, (images, labels) in enumerate(loader):
+        assert images.shape == (4, 64, 64, 16) and images.dtype == disttorch.float32
+        np.testing.assert_array_equal(images.numpy()[:, 0, 0, 0], np.arange(4 * step, 4 * step + 4))
+        assert labels.tolist() == list(range(4 * step, 4 * step + 4))
+    as_numpy = DataLoader(Large(), batch_size=4, num_workers=2,
+                          collate_fn=lambda batch: np.stack([image for image, _ in batch]))
+    assert all(isinstance(batch, np.ndarray) and batch.shape == (4, 64, 64, 16) for batch in as_numpy)
+    iterator = iter(DataLoader(Large(), batch_size=2, num_workers=2, prefetch_factor=4))
+    next(iterator)
+    time.sleep(0.2)  # let the workers fill the prefetch queue with undelivered batches
+    del iterator
+    persistent = DataLoader(Large(), batch_size=2, num_workers=2, persistent_workers=True)
+    next(iter(persistent))
+    assert len(list(persistent)) == 8
+    del persistent
+    assert _no_children_left()
+    assert _shared_files() == before
+
+
+class Uneven(IterableDataset):
+    """Worker w yields w * 7 samples, so workers run dry at very different times."""
+
+    def __iter__(self):
+        info = get_worker_info()
+        return iter([info.id * 100 + i for i in range(info.id * 7)])
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_iterable_workers_that_end_early(persistent):
+    loader = DataLoader(Uneven(), batch_size=2, num_workers=3, prefetch_factor=3, persistent_workers=persistent)
+    expected = sorted(w * 100 + i for w in range(3) for i in range(w * 7))
+    for _ in range(2):
+        assert sorted(v for batch in loader for v in batch.tolist()) == expected
+    del loader
+    assert _no_children_left()
+
+
+def _failing_init(worker_id):
+    raise RuntimeError(f"init failed in worker {worker_id}")
+
+
+def test_worker_init_fn_error_is_reraised():
+    with pytest.raises(RuntimeError, match="(?s)Caught RuntimeError in DataLoader worker process.*init failed"):
+        list(DataLoader(Squares(4), num_workers=1, worker_init_fn=_failing_init))
+    assert _no_children_left()
+
+
+def test_attributes_are_frozen_after_init():
+    loader = DataLoader(Squares(4), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size attribute should not be set after DataLoader is initialized"):
+        loader.batch_size = 3
+    loader.num_workers = 0  # not frozen in PyTorch either

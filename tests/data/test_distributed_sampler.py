@@ -75,3 +75,32 @@ def test_invalid_rank_matches_torch():
 def test_missing_process_group_is_a_value_error():
     with pytest.raises(ValueError, match="Default process group has not been initialized"):
         DistributedSampler(range(5))
+
+
+def _share_in_group(port, rank, results):
+    import disttorch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", world_size=2, rank=rank)
+    try:
+        sampler = DistributedSampler(range(7), shuffle=False)
+        results.put((rank, sampler.num_replicas, sampler.rank, list(sampler)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(60)
+def test_replicas_and_rank_come_from_the_process_group():
+    import multiprocessing
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    processes = [context.Process(target=_share_in_group, args=(port, rank, results)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    reports = sorted(results.get(timeout=45) for _ in processes)
+    for process in processes:
+        process.join(timeout=15)
+        assert process.exitcode == 0
+    assert reports == [(0, 2, 0, [0, 2, 4, 6]), (1, 2, 1, [1, 3, 5, 0])]

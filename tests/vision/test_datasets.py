@@ -175,3 +175,16 @@ def test_download_verifies_md5_over_loopback(tmp_path, monkeypatch, local_mirror
     with pytest.raises(RuntimeError, match="MD5 mismatch"):
         datasets.MNIST(tmp_path / "other", download=True)
     assert not [name for name in os.listdir(tmp_path / "other" / "MNIST" / "raw") if not name.startswith(".")]
+
+
+def test_cifar10_download_and_extract_over_loopback(tmp_path, monkeypatch, local_mirror):
+    import tarfile
+    served, url = local_mirror
+    _tiny_cifar(tmp_path / "source")
+    archive = served / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "source" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    monkeypatch.setattr(datasets.CIFAR10, "mirrors", [url])
+    monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    dataset = datasets.CIFAR10(tmp_path / "root", train=False, download=True)
+    assert len(dataset) == 2 and dataset.data.shape == (2, 32, 32, 3)

@@ -122,3 +122,12 @@ def test_compose_and_lambda():
     assert "ToTensor()" in repr(pipeline)
     with pytest.raises(TypeError, match="Argument lambd should be callable, got 'int'"):
         transforms.Lambda(3)
+
+
+def test_pil_images_are_accepted_when_pillow_is_installed():
+    image_module = pytest.importorskip("PIL.Image")
+    array = _image(4, 6)
+    pil = image_module.fromarray(array)
+    np.testing.assert_allclose(transforms.ToTensor()(pil).numpy(), array.transpose(2, 0, 1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(transforms.RandomHorizontalFlip(p=1.0)(pil), array[:, ::-1])
+    assert transforms.Resize((8, 12))(pil).shape == (8, 12, 3)

@@ -89,8 +89,11 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        ga = sum_to(g * b * a ** (b - 1), _shape(a)) if need_a else None
-        gb = None
+        ga = gb = None
+        if need_a:
+            # a**0 is constant, so its gradient is 0, also at a == 0 where b * a**(b - 1) is 0 * inf.
+            base = get_array_module(a).where(b == 0, 1, a)
+            ga = sum_to(g * b * base ** (b - 1), _shape(a))
         if need_b:
             xp = get_array_module(out)
             safe_log = xp.log(xp.where(a > 0, a, 1))  # the limit of a**b * log(a) at a == 0 is 0
@@ -386,6 +389,10 @@ def _float_input(x):
 
 
 def neg(x):
+    if x._data.dtype == np.bool_:
+        raise RuntimeError(
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a "
+            "mask, use the `~` or `logical_not()` operator instead.")
     return Neg.apply(x)
 
 
@@ -436,6 +443,8 @@ def clamp(x, min=None, max=None):
         if max is not None:
             out = minimum(out, max)
         return out
+    if x._data.dtype.kind in "biu" and (isinstance(min, float) or isinstance(max, float)):
+        x = _float_input(x)
     return Clamp.apply(x, min, max)
 
 

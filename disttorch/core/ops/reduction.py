@@ -62,15 +62,11 @@ def _product_of_others(x, axis):
 
 
 class MaxMin(Function):
-    """max/min over one dim (values, indices) or all elements; gradient flows to the chosen element."""
+    """max/min over one dim, giving (values, indices); the gradient flows to the chosen element."""
 
     @staticmethod
     def forward(ctx, x, axis, keepdim, is_max):
         xp = get_array_module(x)
-        if axis is None:
-            idx = int(xp.argmax(x)) if is_max else int(xp.argmin(x))
-            ctx.meta = (x.shape, None, idx)
-            return x.reshape(-1)[idx]
         idx = xp.argmax(x, axis=axis) if is_max else xp.argmin(x, axis=axis)
         idx = xp.expand_dims(idx, axis)
         out = xp.take_along_axis(x, idx, axis=axis)
@@ -83,12 +79,9 @@ class MaxMin(Function):
         shape, axis, idx = ctx.meta
         xp = get_array_module(g)
         grad = xp.zeros(shape, dtype=g.dtype)
-        if axis is None:
-            grad.reshape(-1)[idx] = g
-        else:
-            if g.ndim < len(shape):
-                g = xp.expand_dims(g, axis)
-            xp.put_along_axis(grad, idx, g, axis=axis)
+        if g.ndim < len(shape):
+            g = xp.expand_dims(g, axis)
+        xp.put_along_axis(grad, idx, g, axis=axis)
         return grad, None, None, None
 
 
@@ -108,7 +101,23 @@ class Amax(Function):
         mask = x == out
         # Ties share the gradient evenly, as PyTorch's amax does.
         count = mask.sum(axis=ctx.axes, keepdims=True)
-        return g.reshape(out.shape) * mask / count, None, None, None
+        return g.reshape(out.shape) * (mask / count).astype(g.dtype, copy=False), None, None, None
+
+
+class RootOfSquares(Function):
+    """The final sqrt of norm and std: at 0 their gradient is 0 (as in PyTorch), not sqrt's infinity."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = get_array_module(x).sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        nonzero = out != 0
+        return g / (2 * get_array_module(out).where(nonzero, out, 1)) * nonzero
 
 
 class LogSumExp(Function):
@@ -204,7 +213,8 @@ def _max_min(x, dim, keepdim, is_max, name):
         if x._data.size == 0:
             raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                                "Specify the reduction dim with the 'dim' argument.")
-        return MaxMin.apply(x, None, False, is_max)
+        # A full reduction shares the gradient among tied maxima, as PyTorch's max() does.
+        return Amax.apply(x, None, False, is_max)
     Tensor = autograd.Tensor
     if isinstance(dim, Tensor):
         from .elementwise import maximum, minimum
@@ -269,15 +279,14 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    from .elementwise import sqrt
-    return sqrt(var(x, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+    return RootOfSquares.apply(var(x, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
 
 
 def norm(x, p="fro", dim=None, keepdim=False):
-    from .elementwise import abs as abs_, pow as pow_, sqrt
+    from .elementwise import abs as abs_, pow as pow_
     x = _float(x)
     if p in ("fro", 2, 2.0):
-        return sqrt(sum(x * x, dim=dim, keepdim=keepdim))
+        return RootOfSquares.apply(sum(x * x, dim=dim, keepdim=keepdim))
     if p in (float("inf"), "inf"):
         return amax(abs_(x), dim=dim if dim is not None else (), keepdim=keepdim)
     if p == 1:

@@ -140,6 +140,61 @@ class ToDevice(Function):
         return to_device_array(g, ctx.source), None
 
 
+class ViewWriteBack(Function):
+    """The root of a view after an in-place edit through the view (PyTorch's CopySlices).
+
+    The write already happened in shared memory; this node routes the gradient of the overwritten
+    positions to the view's new history and the rest to the root's previous history.
+    """
+
+    @staticmethod
+    def forward(ctx, root, view, positions):
+        ctx.positions = positions
+        return root
+
+    @staticmethod
+    def backward(ctx, g):
+        need_root, need_view, _ = ctx.needs_input_grad
+        positions = ctx.positions
+        g_view = g.reshape(-1)[positions] if need_view else None
+        g_root = None
+        if need_root:
+            g_root = g.copy()
+            g_root.reshape(-1)[positions] = 0
+        return g_root, g_view, None
+
+
+def _data_ptr(arr):
+    return arr.__array_interface__["data"][0] if isinstance(arr, np.ndarray) else arr.data.ptr
+
+
+def _element_offsets(arr, origin):
+    """Memory offset of every element of `arr`, counted in elements from the address `origin`."""
+    xp = get_array_module(arr)
+    item = arr.itemsize
+    offsets = xp.full(arr.shape, (_data_ptr(arr) - origin) // item, dtype=xp.int64)
+    for axis, (n, stride) in enumerate(zip(arr.shape, arr.strides)):
+        steps = xp.arange(n, dtype=xp.int64) * (stride // item)
+        offsets = offsets + steps.reshape((1,) * axis + (n,) + (1,) * (arr.ndim - axis - 1))
+    return offsets
+
+
+def positions_in(view, root):
+    """Flat (C-order) indices into `root` of each element of `view`; None when `view` is not in its memory."""
+    if view.dtype != root.dtype or view.size == 0 or root.size == 0:
+        return None
+    xp = get_array_module(root)
+    origin = _data_ptr(root)
+    root_offsets = _element_offsets(root, origin).reshape(-1)
+    view_offsets = _element_offsets(view, origin)
+    order = xp.argsort(root_offsets, kind="stable")
+    sorted_offsets = root_offsets[order]
+    slot = xp.clip(xp.searchsorted(sorted_offsets, view_offsets), 0, root_offsets.size - 1)
+    if not bool((sorted_offsets[slot] == view_offsets).all()):
+        return None
+    return order[slot]
+
+
 def _as_view(result, base):
     """Views share the base's version counter so in-place edits through either are seen."""
     if result._data.base is not None or result._data is base._data:

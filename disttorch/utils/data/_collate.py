@@ -20,6 +20,34 @@ def _wrap(array):
     return Tensor._wrap(array)
 
 
+# In a DataLoader worker this is replaced by an allocator that places large batches in shared memory, so
+# stacking writes the batch straight where the main process will read it (None: allocate normally).
+_stack_output_allocator = None
+
+
+def set_stack_output_allocator(allocator):
+    global _stack_output_allocator
+    _stack_output_allocator = allocator
+
+
+def gather_rows(array, indices):
+    """array[indices] along the first axis, into shared memory when running in a worker."""
+    xp = get_array_module(array)
+    indices = xp.asarray(indices, dtype=np.int64)
+    out = None
+    if _stack_output_allocator is not None and xp is np:
+        out = _stack_output_allocator((len(indices),) + array.shape[1:], array.dtype)
+    return xp.take(array, indices, axis=0) if out is None else np.take(array, indices, axis=0, out=out)
+
+
+def _stack_numpy(arrays):
+    if _stack_output_allocator is None:
+        return np.stack(arrays, 0)
+    first = np.asarray(arrays[0])
+    out = _stack_output_allocator((len(arrays),) + first.shape, first.dtype)
+    return np.stack(arrays, 0, out=out) if out is not None else np.stack(arrays, 0)
+
+
 def _is_numpy_value(elem):
     # numpy's own string scalars are excluded, as PyTorch does: they collate as strings would not
     return type(elem).__module__ == "numpy" and type(elem).__name__ not in ("str_", "bytes_", "string_")
@@ -45,7 +73,8 @@ def _stack_tensors(batch):
         import disttorch
         return disttorch.stack(batch, 0)
     arrays = [tensor._data for tensor in batch]
-    return _wrap(get_array_module(arrays[0]).stack(arrays, 0))
+    xp = get_array_module(arrays[0])
+    return _wrap(_stack_numpy(arrays) if xp is np else xp.stack(arrays, 0))
 
 
 def _collate_sequence(batch, elem):
@@ -93,7 +122,7 @@ def default_collate(batch):
     if isinstance(elem, np.ndarray):
         _check_numeric_numpy(elem)
         _check_equal_shapes(batch)
-        return _wrap(np.stack(batch, 0))
+        return _wrap(_stack_numpy(batch))
     if _is_numpy_value(elem) and isinstance(elem, np.generic):
         return _wrap(np.asarray(batch))
     if isinstance(elem, bool):

@@ -41,14 +41,38 @@ def new_prefix():
 
 
 class Sender:
-    """Worker side: turns tensors/arrays in a batch into Payloads."""
+    """Worker side: turns tensors/arrays in a batch into Payloads.
+
+    `allocate` hands default_collate shared-memory output arrays; a batch that arrives in one of them
+    is sent by file name without another copy.
+    """
 
     def __init__(self, prefix, worker_id):
         self.prefix = None if prefix is None else f"{prefix}-w{worker_id}"
         self.counter = itertools.count()
+        self.allocated = {}  # id(array) -> (array, path) for shared arrays not yet sent
+
+    def allocate(self, shape, dtype):
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if self.prefix is None or nbytes < MIN_SHARED_BYTES:
+            return None
+        path = self._new_file(nbytes)
+        array = _map_file(path, nbytes, dtype, shape)
+        self.allocated[id(array)] = (array, path)
+        return array
 
     def pack(self, data):
-        return _map_structure(data, self._pack_leaf)
+        try:
+            return _map_structure(data, self._pack_leaf)
+        finally:
+            self.drop_unsent()
+
+    def drop_unsent(self):
+        """Remove shared arrays that did not end up in a payload (collate_fn replaced them, or failed)."""
+        for _, path in self.allocated.values():
+            os.unlink(path)
+        self.allocated.clear()
 
     def _pack_leaf(self, value):
         if isinstance(value, Tensor):
@@ -59,35 +83,44 @@ class Sender:
         return value
 
     def _payload(self, array, as_tensor):
+        already_shared = self.allocated.pop(id(array), None)
+        if already_shared is not None and already_shared[0] is array:
+            return Payload(None, already_shared[1], array.dtype.str, array.shape, as_tensor)
         if self.prefix is None or array.nbytes < MIN_SHARED_BYTES:
             return Payload(array, None, None, None, as_tensor)
+        path = self._new_file(array.nbytes)
+        np.copyto(_map_file(path, array.nbytes, array.dtype, array.shape), array)
+        return Payload(None, path, array.dtype.str, array.shape, as_tensor)
+
+    def _new_file(self, nbytes):
         path = f"{self.prefix}-{next(self.counter)}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, array.nbytes)
-            with mmap.mmap(fd, array.nbytes) as mapping:
-                destination = np.frombuffer(mapping, dtype=array.dtype).reshape(array.shape)
-                np.copyto(destination, array)
-                del destination
+            os.ftruncate(fd, nbytes)
         finally:
             os.close(fd)
-        return Payload(None, path, array.dtype.str, array.shape, as_tensor)
+        return path
+
+
+def _map_file(path, nbytes, dtype, shape):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        mapping = mmap.mmap(fd, nbytes)
+    finally:
+        os.close(fd)
+    return np.frombuffer(mapping, dtype=dtype).reshape(shape)
 
 
 def _attach(payload):
     if payload.path is None:
         array = payload.array
     else:
-        fd = os.open(payload.path, os.O_RDWR)
+        dtype = np.dtype(payload.dtype)
         try:
-            dtype = np.dtype(payload.dtype)
-            nbytes = int(np.prod(payload.shape)) * dtype.itemsize
-            mapping = mmap.mmap(fd, nbytes)
+            array = _map_file(payload.path, int(np.prod(payload.shape)) * dtype.itemsize, dtype, payload.shape)
         finally:
-            os.close(fd)
             # the mapping keeps the memory alive; unlinking now means nothing is left behind later
             os.unlink(payload.path)
-        array = np.frombuffer(mapping, dtype=dtype).reshape(payload.shape)
     return Tensor._wrap(array) if payload.as_tensor else array
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from disttorch.core.tensor import Tensor
 
+from ._collate import set_stack_output_allocator
 from ._transport import Sender
 
 # How often a blocked worker or main process wakes up to check that its peer is still alive.
@@ -116,12 +117,8 @@ def _can_index_tensors_in_bulk(dataset, collate_fn):
 
 
 def _index_tensors_in_bulk(tensors, indices):
-    from disttorch.core.backend import get_array_module
-    batch = []
-    for tensor in tensors:
-        xp = get_array_module(tensor._data)
-        batch.append(Tensor._wrap(tensor._data[xp.asarray(indices, dtype=np.int64)]))
-    return batch
+    from ._collate import gather_rows
+    return [Tensor._wrap(gather_rows(tensor._data, indices)) for tensor in tensors]
 
 
 class IterableFetcher:
@@ -170,9 +167,10 @@ def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, a
             fetcher = fetcher_class(dataset, auto_collation, collate_fn, drop_last)
         except Exception:
             pending_error = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+        sender = Sender(shared_prefix, worker_id)
+        set_stack_output_allocator(sender.allocate)
         _serve(fetcher_class, fetcher if pending_error is None else None, pending_error, dataset, index_queue,
-               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid,
-               Sender(shared_prefix, worker_id))
+               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid, sender)
     except KeyboardInterrupt:
         pass
     if done_event.is_set():
@@ -210,5 +208,6 @@ def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_q
                     data, iteration_ended = IterableEnd(worker_id), True
             except Exception:
                 data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+            sender.drop_unsent()
         result_queue.put((generation, task_index, data))
         del data

@@ -49,6 +49,9 @@ def _check_iterable_options(shuffle, sampler, batch_sampler):
                          f"got batch_sampler={batch_sampler}")
 
 
+_FROZEN_AFTER_INIT = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers")
+
+
 class DataLoader:
     """Iterates over batches of `dataset`; PyTorch's arguments and validation rules."""
 
@@ -103,6 +106,12 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.persistent_workers = persistent_workers
         self._iterator = None
+        self._initialized = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_initialized", False) and name in _FROZEN_AFTER_INIT:
+            raise ValueError(f"{name} attribute should not be set after {type(self).__name__} is initialized")
+        super().__setattr__(name, value)
 
     @property
     def _auto_collation(self):
@@ -215,6 +224,9 @@ class _MultiProcessIter(_BaseIter):
             self._workers.append(worker)
 
     def _reset(self, first_epoch=False):
+        for task in getattr(self, "_tasks", {}).values():
+            if len(task) == 2:
+                _transport.discard(task[1])  # arrived early for an epoch that was abandoned
         self._sampler_iter = iter(self._index_sampler)
         self._send_index = 0
         self._receive_index = 0
@@ -260,6 +272,7 @@ class _MultiProcessIter(_BaseIter):
             task_index, data = self._receive()
             self._outstanding -= 1
             if isinstance(data, IterableEnd):
+                del self._tasks[task_index]
                 self._retire_worker(data.worker_id)
                 self._dispatch_next_task()
                 continue
@@ -273,10 +286,12 @@ class _MultiProcessIter(_BaseIter):
     def _skip_tasks_of_finished_workers(self):
         """Advance past tasks that a worker with an exhausted IterableDataset will never answer."""
         while self._receive_index < self._send_index:
-            task = self._tasks[self._receive_index]
-            if len(task) == 2 or self._worker_active[task[0]]:
+            task = self._tasks.get(self._receive_index)
+            if task is not None and (len(task) == 2 or self._worker_active[task[0]]):
                 return True
-            del self._tasks[self._receive_index]
+            if task is not None:
+                del self._tasks[self._receive_index]
+                self._outstanding -= 1
             self._receive_index += 1
         return False
 

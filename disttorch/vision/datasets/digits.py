@@ -34,7 +34,8 @@ class Digits(Dataset):
 
     Without a transform an image is a float32 tensor 1x8x8 in [0, 1]. A transform receives the image as a
     float32 numpy array 8x8 in [0, 1] (so ToTensor() yields the same 1x8x8 tensor). `data` (N, 1, 8, 8)
-    and `targets` (N,) hold the whole split as tensors, handy for a TensorDataset.
+    and `targets` (N,) hold the whole split as tensors, handy for a TensorDataset. `root` is accepted for
+    torchvision-shaped call sites and unused: the data ships inside the package.
     """
 
     classes = [str(digit) for digit in range(10)]

@@ -1,0 +1,129 @@
+"""batch_norm, layer_norm, group_norm: statistics computed once, then one fused normalise+affine node."""
+from ...core.autograd import Function
+from ...core.backend import get_array_module
+from ...core.ops import reduction as rd
+from ...core.ops import shape as sh
+
+
+class Normalize(Function):
+    """(x - mean) * invstd, then optional weight/bias broadcast as `param_shape` (right-aligned to x).
+
+    With batch_stats=True, mean and invstd were computed from x over `axes`, and the backward carries the
+    gradient through them too; otherwise they are constants (BatchNorm in eval mode).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, invstd, axes, param_shape, batch_stats):
+        xhat = (x - mean) * invstd
+        out = xhat
+        if weight is not None:
+            out = xhat * weight.reshape(param_shape)
+        if bias is not None:
+            out = out + bias.reshape(param_shape)
+        ctx.save_for_backward(xhat, invstd, weight)
+        ctx.layout = (axes, param_shape, batch_stats)
+        ctx.bias_shape = None if bias is None else bias.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, invstd, weight = ctx.saved_tensors
+        axes, param_shape, batch_stats = ctx.layout
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        param_axes = _param_reduce_axes(grad.ndim, param_shape)
+        grad_w = (grad * xhat).sum(axis=param_axes).reshape(weight.shape) if need_w else None
+        grad_b = grad.sum(axis=param_axes).reshape(ctx.bias_shape) if need_b else None
+        grad_x = None
+        if need_x:
+            grad_xhat = grad * weight.reshape(param_shape) if weight is not None else grad
+            if batch_stats:
+                grad_x = invstd * (grad_xhat - grad_xhat.mean(axis=axes, keepdims=True)
+                                   - xhat * (grad_xhat * xhat).mean(axis=axes, keepdims=True))
+            else:
+                grad_x = grad_xhat * invstd
+        return grad_x, grad_w, grad_b, None, None, None, None, None
+
+
+def _param_reduce_axes(ndim, param_shape):
+    aligned = (1,) * (ndim - len(param_shape)) + tuple(param_shape)
+    return tuple(i for i, size in enumerate(aligned) if size == 1)
+
+
+def _statistics(x, axes, eps):
+    xp = get_array_module(x)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    return mean, var, invstd
+
+
+def _update_running(running, batch_value, momentum):
+    data = running._data
+    data *= 1.0 - momentum
+    data += (momentum * batch_value.reshape(data.shape)).astype(data.dtype, copy=False)
+    running._vc[0] += 1
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-05):
+    if input.dim() < 2:
+        raise ValueError(f"batch_norm expects an input of at least 2 dimensions (N, C, ...), got {input.dim()}D")
+    x = input._data
+    channels = x.shape[1]
+    axes = (0,) + tuple(range(2, x.ndim))
+    param_shape = (1, channels) + (1,) * (x.ndim - 2)
+    if training:
+        count = x.size // max(channels, 1)
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+        mean, var, invstd = _statistics(x, axes, eps)
+        if running_mean is not None:
+            _update_running(running_mean, mean, momentum)
+        if running_var is not None:
+            # The running estimate uses the unbiased variance; normalisation uses the biased one.
+            _update_running(running_var, var * (count / (count - 1)), momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("batch_norm in eval mode needs running_mean and running_var; pass training=True "
+                               "to normalise with batch statistics")
+        xp = get_array_module(x)
+        mean = running_mean._data.reshape(param_shape).astype(x.dtype, copy=False)
+        invstd = (1.0 / xp.sqrt(running_var._data.reshape(param_shape) + eps)).astype(x.dtype, copy=False)
+    return Normalize.apply(input, weight, bias, mean, invstd, axes, param_shape, training)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.dim() - k:]) != normalized_shape or input.dim() < k:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size "
+                           f"{list(input.shape)}")
+    x = input._data
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean, _, invstd = _statistics(x, axes, eps)
+    return Normalize.apply(input, weight, bias, mean, invstd, axes, normalized_shape, True)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
+    n, channels = input.shape[0], input.shape[1]
+    if channels % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {list(input.shape)} and num_groups={num_groups}")
+    grouped = sh.reshape(input, n, num_groups, -1)
+    mean, _, invstd = _statistics(grouped._data, (2,), eps)
+    normalized = Normalize.apply(grouped, None, None, mean, invstd, (2,), (1,), True)
+    out = sh.reshape(normalized, *input.shape)
+    param_shape = (channels,) + (1,) * (input.dim() - 2)
+    if weight is not None:
+        out = out * sh.reshape(weight, *param_shape)
+    if bias is not None:
+        out = out + sh.reshape(bias, *param_shape)
+    return out
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    norms = rd.norm(input, p, dim, keepdim=True)
+    return input / norms.clamp(min=eps)

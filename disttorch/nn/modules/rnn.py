@@ -1,0 +1,217 @@
+"""Recurrent layers RNN, LSTM, GRU with PyTorch's arguments, parameter names, shapes and init."""
+import math
+import numbers
+import warnings
+
+from ... import cat, empty, stack, zeros
+from .. import init
+from ..functional import rnn as layers_fn
+from ..functional.dropout import dropout
+from ..parameter import Parameter
+from .module import Module
+
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class RNNBase(Module):
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__()
+        if not isinstance(dropout, numbers.Number) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
+            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
+                             f"element being zeroed, got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1")
+        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
+            raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
+        if hidden_size <= 0:
+            raise ValueError(f"hidden_size must be greater than zero, got {hidden_size}")
+        if num_layers <= 0:
+            raise ValueError(f"num_layers must be greater than zero, got {num_layers}")
+        if proj_size:
+            raise NotImplementedError("proj_size > 0 (LSTM with projections) is not supported by disttorch yet")
+        self.mode = mode
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        directions = 2 if bidirectional else 1
+        gate_size = _GATES[mode] * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for suffix in ("", "_reverse")[:directions]:
+                shapes = {f"weight_ih_l{layer}{suffix}": (gate_size, layer_input),
+                          f"weight_hh_l{layer}{suffix}": (gate_size, hidden_size)}
+                if bias:
+                    shapes[f"bias_ih_l{layer}{suffix}"] = (gate_size,)
+                    shapes[f"bias_hh_l{layer}{suffix}"] = (gate_size,)
+                for name, shape in shapes.items():
+                    setattr(self, name, Parameter(empty(*shape, device=device, dtype=dtype)))
+                    self._flat_weights_names.append(name)
+        self.reset_parameters()
+
+    @property
+    def all_weights(self):
+        return [[getattr(self, name) for name in self._layer_names(layer, suffix)]
+                for layer in range(self.num_layers) for suffix in self._suffixes()]
+
+    def _suffixes(self):
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def _layer_names(self, layer, suffix):
+        names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+        if self.bias:
+            names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+        return names
+
+    def flatten_parameters(self):
+        """A cuDNN memory-layout hint in PyTorch; nothing to do here."""
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if self.batch_first is not False:
+            text += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            text += f", bidirectional={self.bidirectional}"
+        return text
+
+    # ---- forward ----------------------------------------------------------------------------------
+    def _time_major(self, input):
+        """(T, B, I) view of the input, and whether the input was unbatched."""
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D input "
+                             f"of size {list(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {input.shape[-1]}")
+        if input.dim() == 2:
+            return input.unsqueeze(1), True
+        return (input.transpose(0, 1) if self.batch_first else input), False
+
+    def _initial_state(self, state, batch, unbatched, like, name="hx"):
+        directions = 2 if self.bidirectional else 1
+        expected = (self.num_layers * directions, batch, self.hidden_size)
+        if state is None:
+            return zeros(*expected, dtype=like.dtype, device=like.device)
+        if unbatched:
+            if state.dim() != 2:
+                raise RuntimeError(f"For unbatched 2-D input, {name} should also be 2-D but got "
+                                   f"{state.dim()}-D tensor")
+            state = state.unsqueeze(1)
+        elif state.dim() != 3:
+            raise RuntimeError(f"For batched 3-D input, {name} should also be 3-D but got {state.dim()}-D tensor")
+        if tuple(state.shape) != expected:
+            raise RuntimeError(f"Expected hidden size {expected}, got {list(state.shape)}")
+        return state
+
+    def _run_layers(self, x, run_direction):
+        """Stacks layers and directions; run_direction(x, layer, suffix, index) -> (output, final states)."""
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for d, suffix in enumerate(self._suffixes()):
+                output, states = run_direction(x, layer, suffix, layer * len(self._suffixes()) + d)
+                outputs.append(output)
+                finals.append(states)
+            x = outputs[0] if len(outputs) == 1 else cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = dropout(x, self.dropout, True)
+        return x, finals
+
+    def _weights(self, layer, suffix):
+        names = self._layer_names(layer, suffix)
+        weights = [getattr(self, name) for name in names]
+        return weights if self.bias else weights + [None, None]
+
+    def _output(self, x, unbatched):
+        if unbatched:
+            return x.squeeze(1)
+        return x.transpose(0, 1) if self.batch_first else x
+
+    @staticmethod
+    def _final(states, unbatched):
+        stacked = stack(states, 0)
+        return stacked.squeeze(1) if unbatched else stacked
+
+
+class RNN(RNNBase):
+    def __init__(self, *args, **kwargs):
+        nonlinearity = kwargs.pop("nonlinearity", "tanh")
+        if len(args) > 3:
+            nonlinearity = args[3]
+            args = args[:3] + args[4:]
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, unbatched = self._time_major(input)
+        h0 = self._initial_state(hx, x.shape[1], unbatched, x)
+
+        def run_direction(x, layer, suffix, index):
+            reverse = suffix == "_reverse"
+            out = layers_fn.RNNTanhReluLayer.apply(x, *self._weights(layer, suffix), h0[index], reverse,
+                                                   self.nonlinearity)
+            return out, out[0 if reverse else -1]
+
+        x, finals = self._run_layers(x, run_direction)
+        return self._output(x, unbatched), self._final(finals, unbatched)
+
+
+class LSTM(RNNBase):
+    def __init__(self, *args, **kwargs):
+        super().__init__("LSTM", *args, **kwargs)
+
+    def forward(self, input, hx=None):
+        x, unbatched = self._time_major(input)
+        if hx is None:
+            h0 = c0 = self._initial_state(None, x.shape[1], unbatched, x)
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise RuntimeError("LSTM expects hx as a tuple (h_0, c_0) of two tensors")
+            h0 = self._initial_state(hx[0], x.shape[1], unbatched, x, "h_0")
+            c0 = self._initial_state(hx[1], x.shape[1], unbatched, x, "c_0")
+        steps = x.shape[0]
+
+        def run_direction(x, layer, suffix, index):
+            reverse = suffix == "_reverse"
+            packed = layers_fn.LSTMLayer.apply(x, *self._weights(layer, suffix), h0[index], c0[index], reverse)
+            out = packed[:steps]
+            return out, (out[0 if reverse else -1], packed[steps])
+
+        x, finals = self._run_layers(x, run_direction)
+        h_n = self._final([h for h, _ in finals], unbatched)
+        c_n = self._final([c for _, c in finals], unbatched)
+        return self._output(x, unbatched), (h_n, c_n)
+
+
+class GRU(RNNBase):
+    def __init__(self, *args, **kwargs):
+        super().__init__("GRU", *args, **kwargs)
+
+    def forward(self, input, hx=None):
+        x, unbatched = self._time_major(input)
+        h0 = self._initial_state(hx, x.shape[1], unbatched, x)
+
+        def run_direction(x, layer, suffix, index):
+            reverse = suffix == "_reverse"
+            out = layers_fn.GRULayer.apply(x, *self._weights(layer, suffix), h0[index], reverse)
+            return out, out[0 if reverse else -1]
+
+        x, finals = self._run_layers(x, run_direction)
+        return self._output(x, unbatched), self._final(finals, unbatched)

@@ -1,0 +1,300 @@
+"""Worker process for the comm tests: ``python comm_worker.py SCENARIO`` under RANK/WORLD_SIZE env.
+
+Scenarios print JSON lines that the tests read; any uncaught error exits non-zero.
+"""
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+import disttorch as torch
+import disttorch.distributed as dist
+from disttorch.distributed import ReduceOp
+
+RANK = int(os.environ["RANK"])
+WORLD = int(os.environ["WORLD_SIZE"])
+UFUNCS = {ReduceOp.SUM: np.add, ReduceOp.PRODUCT: np.multiply, ReduceOp.MIN: np.minimum,
+          ReduceOp.MAX: np.maximum, ReduceOp.BAND: np.bitwise_and, ReduceOp.BOR: np.bitwise_or,
+          ReduceOp.BXOR: np.bitwise_xor}
+DTYPES = [np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_]
+SIZES = [0, 1, 7, 1000, 5003]
+
+
+def report(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def values(rank, dtype, size, salt=0, small=False):
+    """Rank ``rank``'s data: small integers, so every reduction order gives exact results."""
+    rng = np.random.default_rng([rank, size, salt, np.dtype(dtype).num])
+    if np.dtype(dtype) == np.bool_:
+        return rng.integers(0, 2, size).astype(bool)
+    low = 0 if np.dtype(dtype).kind == "u" else (-2 if small else -8)
+    return rng.integers(low, 3 if small else 9, size).astype(dtype)
+
+
+def ops_for(dtype):
+    kind = np.dtype(dtype).kind
+    ops = [ReduceOp.SUM, ReduceOp.PRODUCT, ReduceOp.MIN, ReduceOp.MAX]
+    if kind != "b":
+        ops.append(ReduceOp.AVG)
+    if kind in "biu":
+        ops += [ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR]
+    return ops
+
+
+def expected_reduction(arrays, op):
+    if op is ReduceOp.AVG:
+        total = functools.reduce(np.add, arrays)
+        if total.dtype.kind == "f":
+            return (total / len(arrays)).astype(total.dtype)
+        return np.floor_divide(total, len(arrays))
+    return functools.reduce(UFUNCS[op], arrays)
+
+
+class Checker:
+    def __init__(self):
+        self.count = 0
+
+    def equal(self, got, want, what):
+        got = got.numpy() if hasattr(got, "numpy") else got
+        if got.shape != want.shape or got.dtype != want.dtype or not np.array_equal(got, want):
+            raise AssertionError(f"rank {RANK}: {what}: got {got!r}, want {want!r}")
+        self.count += 1
+
+
+def t(array):
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def check_reductions(check, dtype, size):
+    for op in ops_for(dtype):
+        small = op is ReduceOp.PRODUCT
+        everyone = [values(rank, dtype, size, 1, small) for rank in range(WORLD)]
+        want = expected_reduction(everyone, op)
+        tensor = t(everyone[RANK])
+        dist.all_reduce(tensor, op=op)
+        check.equal(tensor, want, f"all_reduce {op} {np.dtype(dtype)} x{size}")
+        tensor = t(everyone[RANK])
+        dist.reduce(tensor, dst=WORLD - 1, op=op)
+        if RANK == WORLD - 1:
+            check.equal(tensor, want, f"reduce {op} {np.dtype(dtype)} x{size}")
+    for op in (ReduceOp.SUM, ReduceOp.MAX):
+        blocks = [values(rank, dtype, size * WORLD, 2) for rank in range(WORLD)]
+        want = expected_reduction(blocks, op).reshape(WORLD, size)[RANK]
+        out = t(np.zeros(size, dtype))
+        dist.reduce_scatter_tensor(out, t(blocks[RANK]), op=op)
+        check.equal(out, want, f"reduce_scatter_tensor {op} {np.dtype(dtype)} x{size}")
+        out = t(np.zeros(size, dtype))
+        dist.reduce_scatter(out, [t(block) for block in blocks[RANK].reshape(WORLD, size)], op=op)
+        check.equal(out, want, f"reduce_scatter {op} {np.dtype(dtype)} x{size}")
+
+
+def check_movement(check, dtype, size):
+    everyone = [values(rank, dtype, size, 3) for rank in range(WORLD)]
+    src = size % WORLD
+    tensor = t(everyone[RANK])
+    dist.broadcast(tensor, src=src)
+    check.equal(tensor, everyone[src], f"broadcast {np.dtype(dtype)} x{size}")
+
+    outputs = [t(np.zeros(size, dtype)) for _ in range(WORLD)]
+    dist.all_gather(outputs, t(everyone[RANK]))
+    for rank in range(WORLD):
+        check.equal(outputs[rank], everyone[rank], f"all_gather {np.dtype(dtype)} x{size}")
+    stacked = t(np.zeros((WORLD, size), dtype))
+    dist.all_gather_into_tensor(stacked, t(everyone[RANK]))
+    check.equal(stacked, np.stack(everyone), f"all_gather_into_tensor {np.dtype(dtype)} x{size}")
+
+    gathered = [t(np.zeros(size, dtype)) for _ in range(WORLD)] if RANK == 0 else None
+    dist.gather(t(everyone[RANK]), gathered, dst=0)
+    if RANK == 0:
+        for rank in range(WORLD):
+            check.equal(gathered[rank], everyone[rank], f"gather {np.dtype(dtype)} x{size}")
+    pieces = [values(rank, dtype, size, 4) for rank in range(WORLD)]
+    out = t(np.zeros(size, dtype))
+    dist.scatter(out, [t(piece) for piece in pieces] if RANK == WORLD - 1 else None, src=WORLD - 1)
+    check.equal(out, pieces[RANK], f"scatter {np.dtype(dtype)} x{size}")
+
+    sent = [values(RANK * WORLD + peer, dtype, size, 5) for peer in range(WORLD)]
+    received = [t(np.zeros(size, dtype)) for _ in range(WORLD)]
+    dist.all_to_all(received, [t(block) for block in sent])
+    for peer in range(WORLD):
+        check.equal(received[peer], values(peer * WORLD + RANK, dtype, size, 5),
+                    f"all_to_all {np.dtype(dtype)} x{size}")
+
+    if WORLD > 1:
+        right, left = (RANK + 1) % WORLD, (RANK - 1) % WORLD
+        inbox = t(np.zeros(size, dtype))
+        dist.send(t(everyone[RANK]), dst=right, tag=size)
+        assert dist.recv(inbox, src=left, tag=size) == left
+        check.equal(inbox, everyone[left], f"send/recv {np.dtype(dtype)} x{size}")
+        inbox = t(np.zeros(size, dtype))
+        works = dist.batch_isend_irecv([dist.P2POp(dist.isend, t(everyone[RANK]), right, tag=7),
+                                        dist.P2POp(dist.irecv, inbox, left, tag=7)])
+        for work in works:
+            work.wait()
+        check.equal(inbox, everyone[left], f"isend/irecv {np.dtype(dtype)} x{size}")
+
+
+def check_async_and_groups(check):
+    everyone = [values(rank, np.float64, 3001, 6) for rank in range(WORLD)]
+    tensors = [t(everyone[RANK]) for _ in range(4)]
+    works = [dist.all_reduce(tensor, async_op=True) for tensor in tensors]
+    for work in works:
+        work.wait(timeout=30)
+        assert work.is_completed()
+    for tensor in tensors:
+        check.equal(tensor, functools.reduce(np.add, everyone), "async all_reduce")
+    outputs = [t(np.zeros(3001)) for _ in range(WORLD)]
+    dist.all_gather(outputs, t(everyone[RANK]), async_op=True).wait()
+    for rank in range(WORLD):
+        check.equal(outputs[rank], everyone[rank], "async all_gather")
+
+    members = list(range(0, WORLD, 2))
+    group = dist.new_group(members)
+    tensor = t(everyone[RANK])
+    dist.all_reduce(tensor, group=group)
+    if RANK in members:
+        assert dist.get_rank(group) == members.index(RANK)
+        check.equal(tensor, functools.reduce(np.add, [everyone[rank] for rank in members]),
+                    "all_reduce on new_group")
+    else:
+        assert dist.get_rank(group) == -1
+        check.equal(tensor, everyone[RANK], "non-member tensor untouched")
+    dist.barrier()
+
+    objects = [{"rank": RANK, "name": "x" * RANK, "pair": (1, 2.5)}, None]
+    dist.broadcast_object_list(objects, src=WORLD - 1)
+    assert objects == [{"rank": WORLD - 1, "name": "x" * (WORLD - 1), "pair": (1, 2.5)}, None]
+    gathered = [None] * WORLD
+    dist.all_gather_object(gathered, ["r", RANK, b"\0" * RANK])
+    assert gathered == [["r", rank, b"\0" * rank] for rank in range(WORLD)], gathered
+    check.count += 2
+
+
+def check_ring_consistency(check):
+    """Random floats: every rank must hold bit-identical sums, close to numpy's."""
+    everyone = [np.random.default_rng(rank).standard_normal(40_001).astype(np.float32)
+                for rank in range(WORLD)]
+    tensor = t(everyone[RANK])
+    dist.all_reduce(tensor)
+    results = [t(np.zeros(40_001, np.float32)) for _ in range(WORLD)]
+    dist.all_gather(results, tensor)
+    for result in results:
+        check.equal(result, tensor.numpy(), "identical all_reduce result on every rank")
+    np.testing.assert_allclose(tensor.numpy(), np.sum(everyone, axis=0), rtol=1e-5, atol=1e-5)
+
+
+def scenario_matrix():
+    dist.init_process_group("zmq", timeout=60)
+    assert dist.is_initialized() and dist.get_rank() == RANK and dist.get_world_size() == WORLD
+    check = Checker()
+    for dtype in DTYPES:
+        for size in SIZES:
+            check_reductions(check, dtype, size)
+            check_movement(check, dtype, size)
+    check_async_and_groups(check)
+    check_ring_consistency(check)
+    dist.destroy_process_group()
+    assert not dist.is_initialized()
+    report(rank=RANK, checks=check.count)
+
+
+def scenario_large():
+    """Default piece sizes: multi-megabyte arrays through the ring and the chain."""
+    dist.init_process_group("gloo", init_method="env://", timeout=120)
+    check = Checker()
+    count = 5_000_003
+    everyone = [np.arange(count, dtype=np.float32) % 97 * (rank + 1) for rank in range(WORLD)]
+    tensor = t(everyone[RANK])
+    dist.all_reduce(tensor)
+    check.equal(tensor, functools.reduce(np.add, everyone), "large all_reduce")
+    tensor = t(everyone[RANK])
+    dist.broadcast(tensor, src=WORLD - 1)
+    check.equal(tensor, everyone[WORLD - 1], "large broadcast")
+    out = t(np.zeros(count // WORLD * WORLD // WORLD, np.float32))
+    source = t(everyone[RANK][:out.numel() * WORLD])
+    dist.reduce_scatter_tensor(out, source)
+    want = functools.reduce(np.add, [e[:out.numel() * WORLD] for e in everyone])
+    check.equal(out, want.reshape(WORLD, -1)[RANK], "large reduce_scatter_tensor")
+    tensor = t(everyone[RANK])
+    dist.reduce(tensor, dst=0, op=ReduceOp.MAX)
+    if RANK == 0:
+        check.equal(tensor, functools.reduce(np.maximum, everyone), "large reduce")
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count)
+
+
+def _catch(action):
+    start = time.monotonic()
+    try:
+        action()
+    except RuntimeError as error:
+        return {"type": type(error).__name__, "message": str(error),
+                "seconds": time.monotonic() - start, "failed_rank": getattr(error, "rank", None)}
+    return None
+
+
+def scenario_kill():
+    """Rank 1 dies (SIGKILL) in the middle of a stream of all_reduces."""
+    dist.init_process_group("zmq", timeout=60)
+    tensor = t(np.zeros(1 << 18, np.float32))
+    if RANK == 1:
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    last = [time.monotonic()]
+
+    def loop():
+        while True:
+            dist.all_reduce(tensor)
+            last[0] = time.monotonic()
+    error = _catch(loop)
+    error["since_last_success"] = time.monotonic() - last[0]
+    report(rank=RANK, **error)
+
+
+def scenario_mismatch():
+    dist.init_process_group("zmq", timeout=30)
+    other_group = dist.new_group(list(range(WORLD)))
+    shape = _catch(lambda: dist.all_reduce(t(np.ones(12 if RANK == 2 else 10, np.float32))))
+    op = _catch(lambda: dist.all_reduce(t(np.ones(4)), group=other_group,
+                                        op=ReduceOp.MAX if RANK == 1 else ReduceOp.SUM))
+    after = _catch(lambda: dist.all_reduce(t(np.ones(10, np.float32))))
+    report(rank=RANK, shape=shape, op=op, after=after)
+
+
+def scenario_stall():
+    dist.init_process_group("zmq", timeout=2)
+    if RANK == 1:
+        time.sleep(4)
+    report(rank=RANK, error=_catch(lambda: dist.all_reduce(t(np.ones(100)))))
+
+
+def scenario_steady():
+    """Known all_reduces for a few seconds, verified each time, while a stranger interferes."""
+    dist.init_process_group("zmq", timeout=60)
+    check = Checker()
+    deadline = time.monotonic() + float(os.environ.get("STEADY_SECONDS", "3"))
+    rounds = 0
+    while True:
+        stop = t(np.array([time.monotonic() > deadline]))
+        dist.all_reduce(stop, op=ReduceOp.MAX)
+        if stop.item():
+            break
+        for size in (10, 100_000):
+            everyone = [values(rank, np.float32, size, rounds) for rank in range(WORLD)]
+            tensor = t(everyone[RANK])
+            dist.all_reduce(tensor)
+            check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce under attack")
+        rounds += 1
+        time.sleep(0.02)
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count)
+
+
+if __name__ == "__main__":
+    globals()[f"scenario_{sys.argv[1]}"]()

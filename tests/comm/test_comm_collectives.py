@@ -1,0 +1,30 @@
+"""Every collective x reduce op x dtype x world size, in real processes, against numpy."""
+import pytest
+
+from comm_harness import assert_all_ok, reports, run_job
+
+# Tiny pieces and a tiny direct-path limit push even small arrays through the
+# chunked ring and chain code paths, so the matrix stays cheap.
+SMALL_PIECES = {"DISTTORCH_PIECE_BYTES": "4096", "DISTTORCH_DIRECT_BYTES": "512"}
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+def test_collective_matrix(world_size):
+    results = run_job("matrix", world_size, env=SMALL_PIECES, timeout=140)
+    assert_all_ok(results)
+    counts = [reports(output)[-1]["checks"] for _, output in results]
+    assert all(count > 500 for count in counts), counts
+
+
+@pytest.mark.timeout(120)
+def test_matrix_with_default_direct_path():
+    assert_all_ok(run_job("matrix", 2, timeout=110))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_large_arrays_default_pieces(world_size):
+    results = run_job("large", world_size, timeout=110)
+    assert_all_ok(results)
+    assert reports(results[0][1])[-1]["checks"] == 4

@@ -1,0 +1,106 @@
+"""Dead peers, mismatched calls, stalls and strangers: every rank fails loudly, never hangs."""
+import os
+import socket
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from comm_harness import assert_all_ok, finish_job, reports, start_job
+from disttorch.comm import TCPStore
+
+
+@pytest.mark.timeout(60)
+def test_killed_rank_is_named_by_survivors_within_seconds():
+    procs, _ = start_job("kill", 3)
+    results = finish_job(procs, timeout=50)
+    assert results[1][0] != 0  # killed
+    for rank in (0, 2):
+        code, output = results[rank]
+        assert code == 0, output
+        (error,) = reports(output)
+        assert error["type"] == "RankFailure", error
+        assert error["failed_rank"] == 1, error
+        assert "rank 1" in error["message"]
+        assert error["since_last_success"] < 10, error
+
+
+@pytest.mark.timeout(60)
+def test_mismatched_calls_raise_on_every_rank_naming_both_sides():
+    procs, _ = start_job("mismatch", 3)
+    results = finish_job(procs, timeout=50)
+    assert_all_ok(results)
+    for code, output in results:
+        (report,) = reports(output)
+        shape, op, after = report["shape"], report["op"], report["after"]
+        assert shape["type"] == "CollectiveMismatch", shape
+        assert "numel=10" in shape["message"] and "numel=12" in shape["message"], shape
+        assert "rank 2" in shape["message"]
+        assert op["type"] == "CollectiveMismatch", op
+        assert "op=max" in op["message"] and "op=sum" in op["message"], op
+        assert after is not None and "earlier collective failed" in after["message"]
+
+
+@pytest.mark.timeout(60)
+def test_stalled_rank_gives_timeout_naming_op_sequence_and_missing_rank():
+    procs, _ = start_job("stall", 2)
+    results = finish_job(procs, timeout=50)
+    assert_all_ok(results)
+    error = reports(results[0][1])[0]["error"]
+    assert error["type"] == "CollectiveTimeout", error
+    assert "all_reduce #2" in error["message"], error
+    assert "missing: 1" in error["message"], error
+    late = reports(results[1][1])[0]["error"]
+    assert late is not None and "rank 0" in late["message"], late
+
+
+def _raw_garbage(host, port):
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(os.urandom(4096))
+        conn.sendall(b"\xff" * 64 + b"GET / HTTP/1.1\r\n\r\n")
+
+
+def _zmq_stranger(context, endpoint, world_size):
+    """Forged HELLO, then plausible collective messages with garbage payloads."""
+    stranger = context.socket(zmq.DEALER)
+    stranger.setsockopt(zmq.LINGER, 0)
+    stranger.connect(endpoint)
+    stranger.send(msgpack.packb([1, 0, os.urandom(16), os.urandom(32)]))
+    for seq in range(1, 200):
+        header = msgpack.packb([0, 0, seq, "all_reduce", "<f4", 10, "sum"])
+        stranger.send_multipart([header, os.urandom(40)])
+    stranger.send_multipart([b"garbage"] * 5)
+    return stranger
+
+
+@pytest.mark.timeout(90)
+def test_strangers_sending_garbage_are_ignored():
+    secret = "test-secret-4f2a"
+    procs, port = start_job("steady", 2, env={"DISTTORCH_SECRET": secret, "STEADY_SECONDS": "3"})
+    harness = TCPStore("127.0.0.1", port, timeout=30, secret=secret.encode())
+    peers = [msgpack.unpackb(harness.get(f"disttorch/0/peer/{rank}")) for rank in range(2)]
+    context = zmq.Context()
+    strangers = []
+    for info in peers:
+        _raw_garbage(*info["tcp"][len("tcp://"):].rsplit(":", 1))
+        strangers += [_zmq_stranger(context, info["ipc"], 2), _zmq_stranger(context, info["tcp"], 2)]
+    _raw_garbage("127.0.0.1", port)
+    store_stranger = context.socket(zmq.DEALER)
+    store_stranger.setsockopt(zmq.LINGER, 0)
+    store_stranger.connect(f"tcp://127.0.0.1:{port}")
+    forged = msgpack.packb([b"x" * 16, 1, "set", "disttorch/0/peer/0", b"evil"])
+    store_stranger.send_multipart([forged, os.urandom(32)])
+    wrong_secret = TCPStore("127.0.0.1", port, timeout=0.5, secret=b"not-the-secret")
+    with pytest.raises(RuntimeError, match="timed out"):
+        wrong_secret.get("disttorch/0/peer/0")
+    time.sleep(0.2)
+    assert msgpack.unpackb(harness.get("disttorch/0/peer/0")) == peers[0]
+    results = finish_job(procs, timeout=60)
+    for sock in strangers + [store_stranger]:
+        sock.close()
+    context.term()
+    wrong_secret.close()
+    harness.close()
+    assert_all_ok(results)
+    assert all(reports(output)[-1]["checks"] > 10 for _, output in results)

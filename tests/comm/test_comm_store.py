@@ -1,0 +1,80 @@
+"""The rendezvous store, in-process: commands, blocking waits, timeouts, authentication."""
+import threading
+import time
+
+import pytest
+
+from disttorch.comm import DistStoreError, TCPStore
+
+
+@pytest.fixture
+def store():
+    master = TCPStore("127.0.0.1", 0, is_master=True, timeout=5, secret=b"s")
+    yield master
+    master.close()
+
+
+def client(master, **kwargs):
+    kwargs.setdefault("secret", b"s")
+    kwargs.setdefault("timeout", 5)
+    return TCPStore("127.0.0.1", master.port, **kwargs)
+
+
+def test_set_get_add_compare_set(store):
+    other = client(store)
+    store.set("key", "value")
+    assert other.get("key") == b"value"
+    assert other.add("counter", 2) == 2
+    assert store.add("counter", 3) == 5
+    assert store.get("counter") == b"5"
+    assert other.compare_set("cas", "", "first") == b"first"
+    assert other.compare_set("cas", "wrong", "second") == b"first"
+    assert other.compare_set("cas", "first", "second") == b"second"
+    assert other.check(["key", "cas"]) and not other.check(["missing"])
+    assert other.delete_key("key") and not other.check(["key"])
+    assert store.num_keys() == 2
+    other.close()
+
+
+def test_get_blocks_until_another_client_sets(store):
+    other = client(store)
+    threading.Timer(0.2, lambda: store.set("late", b"\x00bytes")).start()
+    started = time.monotonic()
+    assert other.get("late") == b"\x00bytes"
+    assert time.monotonic() - started >= 0.15
+    other.wait(["late"], timeout=1)
+    other.close()
+
+
+def test_get_and_wait_time_out_with_a_store_error(store):
+    other = client(store, timeout=0.3)
+    with pytest.raises(DistStoreError, match="timed out"):
+        other.get("never")
+    with pytest.raises(DistStoreError, match="timed out"):
+        other.wait(["never"], timeout=0.2)
+    store.set("after", "ok")
+    assert other.get("after") == b"ok"  # a late reply to the timed-out get is ignored
+    other.close()
+
+
+def test_client_without_the_secret_gets_nothing(store):
+    store.set("key", "value")
+    stranger = client(store, secret=b"wrong", timeout=0.3)
+    with pytest.raises(DistStoreError):
+        stranger.get("key")
+    with pytest.raises(DistStoreError):
+        stranger.set("key", "evil")
+    assert store.get("key") == b"value"
+    stranger.close()
+
+
+def test_no_server_times_out_naming_the_address():
+    lonely = TCPStore("127.0.0.1", 1, timeout=0.2, secret=b"s")
+    with pytest.raises(DistStoreError, match="127.0.0.1:1"):
+        lonely.get("key")
+    lonely.close()
+
+
+def test_port_in_use_is_reported(store):
+    with pytest.raises(DistStoreError, match="MASTER_PORT"):
+        TCPStore("127.0.0.1", store.port, is_master=True, secret=b"s")
