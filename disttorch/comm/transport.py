@@ -109,7 +109,7 @@ class Transport:
         self.world_size = world_size
         self._secret = secret
         _keep_freed_memory_mapped()
-        self._context = zmq.Context()
+        self._context = zmq.Context(io_threads=int(os.environ.get('DISTTORCH_IO_THREADS', 1)))
         self._token = auth.new_nonce()
         self._router = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),

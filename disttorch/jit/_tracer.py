@@ -221,7 +221,7 @@ _SHAPE_RULES = {shape_ops.Reshape: _reshape_rule, shape_ops.View: _reshape_rule,
 
 def _conversion_guard(recorder, name, original):
     def guarded(self, *args, **kwargs):
-        if recorder.is_derived(self) and not recorder.converting:
+        if recorder.is_derived(self) and not (recorder.converting or recorder.suspended):
             warnings.warn(
                 f"Tensor.{name}() was called on a tensor computed from the traced inputs: its value is "
                 "used as a Python constant, so data-dependent control flow or values are frozen into the "
@@ -252,7 +252,7 @@ def _taint_guard(recorder, name, original):
 def _write_guard(recorder, name, original):
     def guarded(self, *args, **kwargs):
         before = recorder.by_tensor.get(id(self))
-        was_derived = recorder.is_derived(self)
+        was_derived = recorder.is_derived(self) and not recorder.suspended
         out = original(self, *args, **kwargs)
         if was_derived and recorder.by_tensor.get(id(self)) == before:
             warnings.warn(

@@ -245,10 +245,11 @@ OP_CONVERTERS = {
 
 # ---- leaf modules -------------------------------------------------------------------------------
 def _param(b, tensor, hint):
-    vid = b.recorder.by_tensor.get(id(tensor))
-    if vid is not None and vid in b.recorder.constants:
-        return b.name(vid)
-    return b.const(_host(tensor._data), hint)
+    name = b.recorder.names.get(id(tensor))
+    if name is None or name in b.initializers:
+        return b.const(_host(tensor._data), hint)
+    b.initializers[name] = _host(tensor._data)
+    return name
 
 
 def _batch_norm(b, call):

@@ -339,3 +339,26 @@ def test_attributes_are_frozen_after_init():
     with pytest.raises(ValueError, match="batch_size attribute should not be set after DataLoader is initialized"):
         loader.batch_size = 3
     loader.num_workers = 0  # not frozen in PyTorch either
+
+
+def test_unpicklable_batch_and_local_exception_do_not_hang():
+    class LocalError(Exception):
+        pass
+
+    class Unpicklable(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return lambda: index
+
+    with pytest.raises(RuntimeError, match="must be picklable"):
+        list(DataLoader(Unpicklable(), batch_size=None, num_workers=1))
+
+    class RaisesLocal(Unpicklable):
+        def __getitem__(self, index):
+            raise LocalError("only this process knows the class")
+
+    with pytest.raises(RuntimeError, match="(?s)Caught RuntimeError.*LocalError: only this process"):
+        list(DataLoader(RaisesLocal(), num_workers=1))
+    assert _no_children_left()

@@ -5,10 +5,12 @@ batch, and puts (generation, task_index, payload) on the shared result queue; _t
 arrays in the payload travel.
 """
 import os
+import pickle
 import queue
 import random
 import sys
 import traceback
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 
@@ -53,7 +55,9 @@ class ExceptionWrapper:
 
     def __init__(self, where):
         exc_type, exc_value, exc_traceback = sys.exc_info()
-        self.exc_type = exc_type
+        # an exception class the main process cannot unpickle (say, defined inside a function) comes back
+        # as a RuntimeError that still carries the original traceback text
+        self.exc_type = exc_type if _is_picklable(exc_type) else RuntimeError
         self.where = where
         self.traceback_text = "".join(traceback.format_exception(exc_type, exc_value, exc_traceback))
 
@@ -70,6 +74,14 @@ class ExceptionWrapper:
         except Exception:
             raise RuntimeError(message) from None
         raise exception
+
+
+def _is_picklable(value):
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
 
 
 class KeyErrorMessage(str):
@@ -209,5 +221,17 @@ def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_q
             except Exception:
                 data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
             sender.drop_unsent()
-        result_queue.put((generation, task_index, data))
+        _send(result_queue, generation, task_index, data, worker_id)
         del data
+
+
+def _send(result_queue, generation, task_index, data, worker_id):
+    """Pickle here rather than in the queue's feeder thread, where a failure would be lost silently and the
+    main process would wait forever for this batch."""
+    try:
+        message = ForkingPickler.dumps((generation, task_index, data))
+    except Exception:
+        error = ExceptionWrapper(f"while DataLoader worker process {worker_id} sent a batch (everything a "
+                                 "dataset and collate_fn return must be picklable with num_workers > 0)")
+        message = ForkingPickler.dumps((generation, task_index, error))
+    result_queue.put(message)

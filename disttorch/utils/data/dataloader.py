@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import queue
 import sys
+from multiprocessing.reduction import ForkingPickler
 
 from ._collate import default_collate, default_convert
 from ._random import draw_seed
@@ -316,7 +317,7 @@ class _MultiProcessIter(_BaseIter):
             if self._timeout > 0:
                 wait = min(wait, self._timeout - waited)
             try:
-                generation, task_index, data = self._result_queue.get(timeout=wait)
+                message = self._result_queue.get(timeout=wait)
             except queue.Empty:
                 waited += wait
                 self._check_workers_alive()
@@ -324,6 +325,7 @@ class _MultiProcessIter(_BaseIter):
                     self._shutdown_workers()
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds") from None
                 continue
+            generation, task_index, data = ForkingPickler.loads(message)
             if generation == self._generation:
                 return task_index, data
             _transport.discard(data)
