@@ -28,36 +28,53 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def _time_per_op(run, nbytes, budget_s):
-    iterations = max(3, min(2000, int(budget_s * 1.5e9 / max(nbytes, 64 << 10))))
+def _time_per_op(run, budget_s, agree):
+    """Seconds per call of ``run``, over about ``budget_s``; ``agree`` makes ranks use one count."""
+    start = time.perf_counter()
     run()
+    run()
+    estimate = (time.perf_counter() - start) / 2
+    iterations = agree(max(3, min(2000, int(budget_s / max(estimate, 1e-6)))))
     start = time.perf_counter()
     for _ in range(iterations):
         run()
     return (time.perf_counter() - start) / iterations
 
 
-def _worker(rank, world_size, ports, rounds, budget_s, results):
+def _worker(rank, world_size, ports, rounds, budget_s, torch_threads, results):
     import torch
     import torch.distributed as gloo
     import disttorch.comm as comm
 
+    # One intra-op thread per worker, as torchrun sets for multi-process jobs: idle
+    # OpenMP threads spinning after gloo's calls would otherwise steal the CPU.
+    torch.set_num_threads(torch_threads)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]))
     comm.init("env://", rank=rank, world_size=world_size, timeout=120)
     gloo.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{ports[1]}", rank=rank,
                             world_size=world_size)
+    def agree(count):
+        shared = np.array([count], dtype=np.int64)
+        comm.broadcast(shared, src=0)
+        return int(shared[0])
+
     for label, nbytes in SIZES:
         ours = np.zeros(nbytes // 4, np.float32)
         theirs = torch.zeros(nbytes // 4)
         timings = {"disttorch": [], "gloo": []}
         for _ in range(rounds):
             comm.barrier()
-            timings["disttorch"].append(_time_per_op(lambda: comm.all_reduce(ours), nbytes, budget_s))
+            timings["disttorch"].append(_time_per_op(lambda: comm.all_reduce(ours), budget_s, agree))
             gloo.barrier()
-            timings["gloo"].append(_time_per_op(lambda: gloo.all_reduce(theirs), nbytes, budget_s))
+            timings["gloo"].append(_time_per_op(lambda: gloo.all_reduce(theirs), budget_s, agree))
         if rank == 0:
-            results[(world_size, label)] = {name: statistics.median(values)
-                                            for name, values in timings.items()}
+            # Rounds alternate, so each round's ratio compares the two under the same
+            # machine load; the median round resists other processes' bursts.
+            ratios = [theirs_s / ours_s for ours_s, theirs_s in zip(*timings.values())]
+            results[(world_size, label)] = {
+                "disttorch": statistics.median(timings["disttorch"]),
+                "gloo": statistics.median(timings["gloo"]),
+                "ratio": statistics.median(ratios)}
     gloo.destroy_process_group()
     comm.shutdown()
 
@@ -71,25 +88,27 @@ def _report(world_size, results):
         for name in ("disttorch", "gloo"):
             seconds = row[name]
             cells.append(f"{name} {seconds * 1e6:9.1f} us busbw {nbytes / seconds * factor / 1e9:5.2f} GB/s")
-        print(f"  {label:>5}: " + " | ".join(cells) + f" | ratio {row['gloo'] / row['disttorch']:.2f}")
+        print(f"  {label:>5}: " + " | ".join(cells) + f" | ratio {row['ratio']:.2f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world-sizes", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--budget", type=float, default=0.25, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=0.2, help="seconds per measurement")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads per worker (torchrun's default is 1)")
     args = parser.parse_args()
     manager = mp.Manager()
     results = manager.dict()
     for world_size in args.world_sizes:
         ports = (_free_port(), _free_port())
-        mp.spawn(_worker, args=(world_size, ports, args.rounds, args.budget, results),
+        mp.spawn(_worker, args=(world_size, ports, args.rounds, args.budget, args.torch_threads,
+                                results),
                  nprocs=world_size)
         _report(world_size, results)
     if (2, "4k") in results:
-        ratios = " ".join(f"ratio_{label}={results[(2, label)]['gloo'] / results[(2, label)]['disttorch']:.2f}"
-                          for label, _ in SIZES)
+        ratios = " ".join(f"ratio_{label}={results[(2, label)]['ratio']:.2f}" for label, _ in SIZES)
         print(f"collectives: {ratios}")
 
 

@@ -3,7 +3,7 @@
 import signal
 
 from launcher.config import LaunchSpec, RoundPlan
-from launcher.coordination import NodeOutcome, RoundResult, Verdict
+from launcher.coordination import Coordinator, NodeOutcome, RoundResult, Verdict
 from launcher.output import log
 from launcher.signals import StopSignals
 from launcher.summary import failure_summary, interruption_message
@@ -11,7 +11,10 @@ from launcher.workers import WorkerGroup, WorkerState, describe_exit
 
 
 class Agent:
-    def __init__(self, spec: LaunchSpec, coordinator, signals: StopSignals):
+    """One per node. Each attempt moves the worker group INIT -> HEALTHY -> SUCCEEDED or FAILED (or
+    STOPPED when another node failed); the coordinator makes all nodes take the same next step."""
+
+    def __init__(self, spec: LaunchSpec, coordinator: Coordinator, signals: StopSignals):
         self.spec = spec
         self.coordinator = coordinator
         self.signals = signals
@@ -25,7 +28,7 @@ class Agent:
             result = self._run_round(plan)
             verdict = self.coordinator.finish_round(result, restart_count)
             if not verdict.restart:
-                return self._report(result, verdict)
+                return self._report(verdict)
             restart_count += 1
             log(f"{verdict.reason}; restarting the worker group ({restart_count}/{self.spec.max_restarts})")
 
@@ -35,8 +38,9 @@ class Agent:
             self.signals.check()
             group.start()
             last_rank = plan.rank_offset + self.spec.nproc - 1
+            pids = " ".join(map(str, group.pids()))
             log(f"node {self.spec.node_rank}: started ranks {plan.rank_offset}..{last_rank} of {plan.world_size} "
-                f"(pids {' '.join(map(str, group.pids()))}), store at {self.spec.master_addr}:{plan.worker_master_port}")
+                f"(pids {pids}), store at {self.spec.master_addr}:{plan.worker_master_port}")
             return self._watch(group)
         finally:
             group.stop(self.spec.grace_period, self.signals.hurry)
@@ -48,12 +52,14 @@ class Agent:
             if state is WorkerState.FAILED:
                 first = group.first_failure()
                 reason = f"rank {first.rank} on node {node} ended with {describe_exit(first.exit_code)}"
-                log(f"{reason}; stopping all workers")
+                log(f"worker group FAILED: {reason}; stopping all workers")
                 self.coordinator.announce_halt(reason)
                 self._stop(group)
                 return RoundResult(node, NodeOutcome.FAILED, group.failures(), reason)
             if self.signals.signum is not None:
                 reason = f"node {node}'s launcher got {self.signals.name}"
+                log(f"got {self.signals.name}: stopping all workers (SIGKILL after {self.spec.grace_period:g}s; "
+                    f"Ctrl-C again to kill them now)")
                 self.coordinator.announce_halt(reason)
                 self._stop(group)
                 return RoundResult(node, NodeOutcome.INTERRUPTED, group.failures(), reason)
@@ -68,8 +74,8 @@ class Agent:
     def _stop(self, group: WorkerGroup) -> None:
         group.stop(self.spec.grace_period, self.signals.hurry)
 
-    def _report(self, result: RoundResult, verdict: Verdict) -> int:
-        if result.outcome is NodeOutcome.INTERRUPTED:
+    def _report(self, verdict: Verdict) -> int:
+        if self.signals.signum is not None:
             log(interruption_message(self.signals.signum))
             return exit_status_for(self.signals.signum)
         if not verdict.failed:

@@ -101,7 +101,7 @@ def launch(spec: LaunchSpec) -> int:
     signals = StopSignals()
     signals.install()
     if not spec.multi_node:
-        coordinator = LocalCoordinator(spec, signals)
+        coordinator = LocalCoordinator(spec)
     elif spec.node_rank == 0:
         coordinator = MasterCoordinator(spec, signals)
     else:

@@ -7,10 +7,10 @@ begin_round() -> (wait() while the workers run, announce_halt() when they fail) 
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from launcher.config import LaunchSpec, RoundPlan, new_secret
 from launcher.ports import ensure_port_free, free_port
-from launcher.signals import StopSignals
 from launcher.workers import Failure
 
 
@@ -83,17 +83,33 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
     if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
         return Verdict(restart=False, failed=False, failures=[], reason="")
     reason = f"{len(failures)} worker(s) failed" if failures else "the worker group was stopped"
-    if restart_count < max_restarts:
-        return Verdict(restart=True, failed=True, failures=failures, reason=reason)
-    return Verdict(restart=False, failed=True, failures=failures, reason=reason)
+    return Verdict(restart=restart_count < max_restarts, failed=True, failures=failures, reason=reason)
+
+
+class Coordinator(Protocol):
+    def rendezvous(self) -> None:
+        """Waits until every node is there (or raises a LaunchError naming who is missing)."""
+
+    def begin_round(self, restart_count: int) -> RoundPlan:
+        """This node's plan for the next attempt; every node gets it at the same time."""
+
+    def wait(self, timeout: float) -> str | None:
+        """Sleeps up to `timeout` while the workers run; returns a reason when the job must stop."""
+
+    def announce_halt(self, reason: str) -> None:
+        """A worker here failed (or the launcher was interrupted): every node must stop."""
+
+    def finish_round(self, result: RoundResult, restart_count: int) -> Verdict:
+        """Reports this node's result and returns what all nodes do next."""
+
+    def close(self) -> None: ...
 
 
 class LocalCoordinator:
     """nnodes == 1: the workers' store port is --master-port if given, else a free one per attempt."""
 
-    def __init__(self, spec: LaunchSpec, signals: StopSignals):
+    def __init__(self, spec: LaunchSpec):
         self.spec = spec
-        self.signals = signals
         self.secret = spec.user_secret or new_secret()
 
     def rendezvous(self) -> None:

@@ -32,6 +32,7 @@ from launcher.signals import StopSignals
 POLL_SECONDS = 0.1
 # How long node 0 waits for a node's result once the job was told to stop, beyond the grace period.
 RESULT_SLACK_SECONDS = 30.0
+HANDSHAKE_SECONDS = 10.0
 
 
 class ConnectionLost(Exception):
@@ -225,7 +226,7 @@ class MasterCoordinator:
     def begin_round(self, restart_count: int) -> RoundPlan:
         world_size = sum(self.nproc_of_node.values())
         worker_port = free_port()
-        for node_rank, channel in list(self.channels.items()):
+        for node_rank in list(self.channels):
             self._send(node_rank, "start", restart_count=restart_count, world_size=world_size,
                        rank_offset=self._rank_offset(node_rank), worker_master_port=worker_port,
                        secret=None if self.spec.user_secret else self.secret)
@@ -345,7 +346,8 @@ class NodeCoordinator:
     def rendezvous(self) -> None:
         deadline = time.monotonic() + self.spec.rdzv_timeout
         self.channel = self._connect(deadline)
-        hello = self._expect(("hello",), deadline - time.monotonic(), "greet this node")
+        # Node 0 answers at once once connected; the floor keeps a late connect from timing out instantly.
+        hello = self._expect(("hello",), max(HANDSHAKE_SECONDS, deadline - time.monotonic()), "greet this node")
         if hello["authenticated"] != (self.spec.user_secret is not None):
             where = "node 0 but not on this node" if hello["authenticated"] else "this node but not on node 0"
             raise LaunchError(f"DISTTORCH_SECRET is set on {where} (rendezvous {self.address}); "
@@ -353,7 +355,7 @@ class NodeCoordinator:
         proof = _proof(self.spec.user_secret, hello["nonce"]) if self.spec.user_secret else None
         self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes, nproc=self.spec.nproc,
                    host=socket.gethostname(), proof=proof)
-        self._expect(("joined",), deadline - time.monotonic(), "accept this node")
+        self._expect(("joined",), max(HANDSHAKE_SECONDS, deadline - time.monotonic()), "accept this node")
         log(f"node {self.spec.node_rank}: joined the rendezvous at {self.address}; waiting for the other nodes")
 
     def _connect(self, deadline: float) -> Channel:

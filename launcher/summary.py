@@ -30,7 +30,7 @@ def _table(failures: list[Failure], multi_node: bool) -> list[str]:
         row = [str(failure.rank), *node, failure.host, str(failure.pid), describe_exit(failure.exit_code)]
         rows.append(row + ["<- root cause" if index == 0 else ""])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def interruption_message(signum: int) -> str:

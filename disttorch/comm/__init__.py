@@ -17,6 +17,8 @@ ProcessGroup method (all_reduce, reduce, broadcast, all_gather,
 reduce_scatter, gather, scatter, all_to_all, barrier, send, recv) takes arrays
 and group ranks; disttorch.distributed wraps them for Tensors.
 """
+import atexit
+
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                      DistNetworkError, DistStoreError, RankFailure)
 from .process_group import ProcessGroup, ReduceOp, World, init_world
@@ -24,6 +26,7 @@ from .store import TCPStore
 from .work import Work
 
 _world = None
+_registered_exit_hook = []
 
 
 def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, backend="zmq"):
@@ -33,6 +36,11 @@ def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, bac
         raise RuntimeError("the default process group is already initialized; call "
                            "destroy_process_group() before initializing it again")
     _world = init_world(init_method, rank, world_size, timeout, store, backend)
+    if not _registered_exit_hook:
+        # Without destroy_process_group, data still queued in ZeroMQ at exit would be
+        # dropped and the peers would see this rank die instead of finishing.
+        atexit.register(shutdown)
+        _registered_exit_hook.append(True)
     return _world
 
 

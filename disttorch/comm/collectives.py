@@ -52,32 +52,38 @@ def segments(count, parts):
 
 def pieces(start, stop, itemsize):
     step = max(1, PIECE_BYTES // max(1, itemsize))
-    return [(low, min(low + step, stop)) for low in range(start, stop, step)] or []
+    return [(low, min(low + step, stop)) for low in range(start, stop, step)]
+
+
+def spans(array):
+    """The pieces one whole array travels in; an empty array still sends one message."""
+    return pieces(0, array.size, array.itemsize) or [(0, 0)]
 
 
 def _view(payload, dtype):
     return np.frombuffer(payload, dtype=dtype)
 
 
-def send_array(ch, dst, array, trackers):
-    """Send ``array`` to group rank ``dst`` in pieces; zero-copy pieces add a tracker."""
-    if array.size == 0:
-        ch.send(dst, b"")
-        return
-    for low, high in pieces(0, array.size, array.itemsize):
+def send_array(ch, dst, array, trackers=None):
+    """Send ``array`` to group rank ``dst`` piece by piece.
+
+    Returns one entry per piece: a tracker for pieces sent zero-copy (the caller
+    must not write them before it is done), None for copied ones. Trackers are
+    also appended to ``trackers`` when given.
+    """
+    sent = []
+    for low, high in spans(array):
         piece = array[low:high]
-        if piece.nbytes >= ZERO_COPY_MIN_BYTES:
-            trackers.append(ch.send(dst, piece, track=True))
-        else:
-            ch.send(dst, piece)
+        zero_copy = piece.nbytes >= ZERO_COPY_MIN_BYTES
+        sent.append(ch.send(dst, piece, track=zero_copy))
+    if trackers is not None:
+        trackers.extend(sent)
+    return sent
 
 
 def recv_array(ch, src, out):
     """Receive what ``send_array`` sent into the flat array ``out``."""
-    if out.size == 0:
-        ch.recv(src)
-        return
-    for low, high in pieces(0, out.size, out.itemsize):
+    for low, high in spans(out):
         out[low:high] = _view(ch.recv(src), out.dtype)
 
 
@@ -85,7 +91,7 @@ def recv_array(ch, src, out):
 def all_reduce(ch, buf, op):
     if ch.size == 1:
         finish_reduction(op, buf, 1)
-    elif buf.nbytes <= DIRECT_BYTES or buf.size < ch.size:
+    elif ch.size == 2 or buf.nbytes <= DIRECT_BYTES or buf.size < ch.size:
         _all_reduce_direct(ch, buf, op)
     else:
         _all_reduce_ring(ch, buf, op)
@@ -100,21 +106,24 @@ def _fold_in_rank_order(contributions, op, out):
 
 
 def _all_reduce_direct(ch, buf, op):
-    trackers = []
-    for peer in ch.others():
-        send_array(ch, peer, buf, trackers)
-    contributions = []
-    for peer in range(ch.size):
-        if peer == ch.rank:
-            # Ranks >= 2 overwrite buf before folding in their own contribution.
-            contributions.append(buf.copy() if peer >= 2 else buf)
-        else:
-            received = np.empty_like(buf)
-            recv_array(ch, peer, received)
-            contributions.append(received)
-    ch.wait_sent(trackers)
-    _fold_in_rank_order(contributions, op, buf)
-    finish_reduction(op, buf, ch.size)
+    """Everyone sends everything to everyone, piece by piece, and folds as pieces arrive.
+
+    With two ranks this moves as many bytes as the ring in a single hop, so it
+    is used at every size; with more ranks only for small arrays.
+    """
+    sent = [send_array(ch, peer, buf) for peer in ch.others()]
+    for index, (low, high) in enumerate(spans(buf)):
+        mine = buf[low:high]
+        contributions = []
+        for peer in range(ch.size):
+            if peer != ch.rank:
+                contributions.append(_view(ch.recv(peer), buf.dtype))
+            else:
+                # Ranks >= 2 overwrite their piece before folding their own values in.
+                contributions.append(mine.copy() if peer >= 2 else mine)
+        ch.wait_sent([trackers[index] for trackers in sent])
+        _fold_in_rank_order(contributions, op, mine)
+        finish_reduction(op, mine, ch.size)
 
 
 def _ring_pieces(count, size, itemsize):

@@ -294,8 +294,7 @@ class ProcessGroup:
 
 
 def _receive_pieces(transport, sender, tag, ctx, out, first):
-    spans = algo.pieces(0, out.size, out.itemsize) or [(0, 0)]
-    for index, (low, high) in enumerate(spans):
+    for index, (low, high) in enumerate(algo.spans(out)):
         payload = first if index == 0 else transport.recv_p2p(sender, tag, ctx)[2]
         out[low:high] = np.frombuffer(payload, dtype=out.dtype)
 

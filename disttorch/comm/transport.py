@@ -34,7 +34,8 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import auth
-from .errors import CollectiveMismatch, CollectiveTimeout, DistBackendError, RankFailure
+from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistNetworkError,
+                     RankFailure)
 
 DATA, HELLO, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(6)
 P2P_GROUP = -1
@@ -109,13 +110,14 @@ class Transport:
         self.world_size = world_size
         self._secret = secret
         _keep_freed_memory_mapped()
-        self._context = zmq.Context(io_threads=int(os.environ.get('DISTTORCH_IO_THREADS', 1)))
+        self._context = zmq.Context()
         self._token = auth.new_nonce()
         self._router = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
                               (zmq.RCVBUF, _SOCKET_BUFFER_BYTES),
                               (zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000)):
             self._router.setsockopt(option, value)
+        curve_public_key = self._enable_curve_server()
         self._ipc_path = os.path.join(
             tempfile.gettempdir(), f"disttorch-{os.getpid()}-{self._token.hex()[:12]}.sock")
         self._router.bind(f"ipc://{self._ipc_path}")
@@ -128,18 +130,39 @@ class Transport:
         self._dead = {}
         self._left = set()
         self._status = {}
+        self._next_check = 0.0
         self.progress = {}
         self._dealers = {}
         self._monitors = {}
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
             {"host": pysocket.gethostname(), "ipc": f"ipc://{self._ipc_path}",
-             "tcp": tcp_endpoint, "token": self._token}))
+             "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
         for peer in range(world_size):
             if peer != rank:
                 self._connect(peer, msgpack.unpackb(store.get(f"{prefix}/peer/{peer}")))
 
+    def _enable_curve_server(self):
+        """With DISTTORCH_CURVE=1, encrypt all data traffic (for runs across hosts).
+
+        Each rank's ROUTER gets a fresh CURVE key pair whose public half travels
+        through the authenticated store; clients use throwaway key pairs and still
+        prove the job secret with HELLO. Returns the public key, or None.
+        """
+        if os.environ.get("DISTTORCH_CURVE", "0") != "1":
+            return None
+        if not zmq.has("curve"):
+            raise DistNetworkError("DISTTORCH_CURVE=1 needs libzmq built with CURVE support; "
+                                   "install a pyzmq wheel that bundles libsodium")
+        public_key, secret_key = zmq.curve_keypair()
+        self._router.curve_server = True
+        self._router.curve_secretkey = secret_key
+        return public_key
+
     def _connect(self, peer, info):
         dealer = self._context.socket(zmq.DEALER)
+        if info["curve"] is not None:
+            dealer.curve_serverkey = info["curve"]
+            dealer.curve_publickey, dealer.curve_secretkey = zmq.curve_keypair()
         for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
                               (zmq.HEARTBEAT_IVL, 1000),
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
@@ -221,14 +244,23 @@ class Transport:
         return None
 
     def _wait_for_message(self, src, ctx):
+        # Health checks run only once the socket stayed quiet for a poll interval:
+        # the latency path is one non-blocking read or one poll.
+        # A steady stream of unrelated messages must not starve the checks either.
         if self._receive_one(zmq.NOBLOCK):
+            if time.monotonic() > self._next_check:
+                self._check(ctx, src)
             return
-        self._check(ctx, src)
+        now = time.monotonic()
         timeout_ms = _POLL_MS
         if ctx.deadline is not None:
-            timeout_ms = max(0, min(timeout_ms, int((ctx.deadline - time.monotonic()) * 1000) + 1))
-        if self._router.poll(timeout_ms):
-            self._receive_one(zmq.NOBLOCK)
+            timeout_ms = max(0, min(timeout_ms, int((ctx.deadline - now) * 1000) + 1))
+        if not (self._router.poll(timeout_ms) and self._receive_one(zmq.NOBLOCK)):
+            self._check(ctx, src)
+
+    def _check(self, ctx, waiting_on):
+        self._next_check = time.monotonic() + _POLL_MS / 1000
+        self._check_health(ctx, waiting_on)
 
     def _pump(self, timeout_ms):
         if self._router.poll(timeout_ms):
@@ -303,7 +335,7 @@ class Transport:
             raise RankFailure(text, failed_rank)
         raise _ERRORS.get(class_name, DistBackendError)(text)
 
-    def _check(self, ctx, waiting_on):
+    def _check_health(self, ctx, waiting_on):
         """Raise if the collective in ``ctx`` can no longer complete."""
         self._poll_monitors()
         self.raise_if_aborted(ctx)

@@ -180,6 +180,8 @@ def _unshared(grad):
     """True when `grad` (and the buffer it views, if any) is referenced only by the engine."""
     if sys.getrefcount(grad) > _UNSHARED_REFS + 1:
         return False
+    if 0 in grad.strides and grad.size > 1:
+        return False  # a broadcast view (sum's backward): one memory cell stands for many elements
     base = grad.base
     # A view over a temporary (reshape of a fresh reduction, say) is as private as the temporary.
     return base is None or (base.base is None and sys.getrefcount(base) <= 3)

@@ -13,6 +13,12 @@ class _GradMode:
 
     mode = True
 
+    def __new__(cls, *args, **kwargs):
+        # A bare `@torch.no_grad` (no parentheses) decorates at once, as PyTorch 2 allows.
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self):
         self._prev = _enabled[0]
         _enabled[0] = self.mode

@@ -591,13 +591,19 @@ class Tensor:
     def __setitem__(self, index, value):
         np_index = ix.convert_index(index)
         value_requires = isinstance(value, Tensor) and value.requires_grad
-        if grad_mode._enabled[0] and (self.requires_grad or value_requires):
-            self._check_inplace_leaf()
-            if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
-                value = value.to(self.dtype)
-            self._rebase(ix.IndexPut.apply(self._snapshot(), np_index, value))
-        else:
-            self._data[np_index] = _unwrap(value)
+        try:
+            if grad_mode._enabled[0] and (self.requires_grad or value_requires):
+                self._check_inplace_leaf()
+                if isinstance(value, Tensor) and value._data.dtype != self._data.dtype:
+                    value = value.to(self.dtype)
+                self._rebase(ix.IndexPut.apply(self._snapshot(), np_index, value))
+            else:
+                self._data[np_index] = _unwrap(value)
+        except ValueError:
+            self._refuse_if_read_only()
+            raise RuntimeError(
+                f"setitem: a value of shape {list(np.shape(_unwrap(value)))} cannot be broadcast to the indexed "
+                f"region of shape {list(self._data[np_index].shape)}") from None
         self._vc[0] += 1
 
     gather = ix.gather
@@ -665,7 +671,10 @@ class Tensor:
             raise RuntimeError(
                 f"result type {dt.from_numpy(array.dtype).name.capitalize()} can't be cast to the desired "
                 f"output type {self.dtype.name.capitalize()}")
-        self._data[...] = array
+        try:
+            self._data[...] = array
+        except ValueError:
+            raise _output_shape_error(self._data.shape, array.shape) from None
 
     def _inplace(self, fn, *args):
         recording = grad_mode._enabled[0] and (
@@ -689,7 +698,12 @@ class Tensor:
                 f"can't be cast to the desired output type {self.dtype}") from None
         except ValueError:
             self._refuse_if_read_only()
-            raise ew.broadcast_error("in-place op", self.shape, getattr(other, "shape", ())) from None
+            other_shape = tuple(getattr(other, "shape", ()))
+            try:
+                grown = np.broadcast_shapes(self._data.shape, other_shape)
+            except ValueError:
+                raise ew.broadcast_error("in-place op", self.shape, other_shape) from None
+            raise _output_shape_error(self._data.shape, grown) from None
         self._vc[0] += 1
         return self
 
@@ -842,6 +856,12 @@ class Tensor:
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         from . import creation
         return creation.tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def _output_shape_error(shape, broadcast_shape):
+    return RuntimeError(
+        f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast_shape)}: an in-place "
+        "op cannot grow its tensor; use the out-of-place op instead")
 
 
 def _filled(t, value):

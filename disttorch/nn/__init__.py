@@ -1,5 +1,4 @@
 """torch.nn: modules, parameters, functional ops, initialisers and utilities."""
 from . import functional, init, utils  # noqa: F401
-from .modules import *  # noqa: F401,F403
-from .modules.module import Module  # noqa: F401
+from .modules import *  # noqa: F403
 from .parameter import Buffer, Parameter  # noqa: F401

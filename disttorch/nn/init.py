@@ -157,7 +157,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     rows, cols = tensor.shape
     rng = random.rng(generator)
     values = rng.normal(0.0, std, size=(rows, cols))
-    zeros_per_column = int(math.ceil(sparsity * rows))
+    zeros_per_column = math.ceil(sparsity * rows)
     for col in range(cols):
         values[rng.permutation(rows)[:zeros_per_column], col] = 0
     return _fill(tensor, values)

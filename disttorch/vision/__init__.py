@@ -1,4 +1,4 @@
 """disttorch.vision: datasets and transforms with torchvision's names."""
-from . import datasets, transforms
+from . import datasets, models, transforms
 
-__all__ = ["datasets", "transforms"]
+__all__ = ["datasets", "models", "transforms"]

@@ -150,6 +150,8 @@ def check_async_and_groups(check):
         assert work.is_completed()
     for tensor in tensors:
         check.equal(tensor, functools.reduce(np.add, everyone), "async all_reduce")
+    if WORLD > 1:
+        check_async_waits_for_slow_peer(check, everyone)
     outputs = [t(np.zeros(3001)) for _ in range(WORLD)]
     dist.all_gather(outputs, t(everyone[RANK]), async_op=True).wait()
     for rank in range(WORLD):
@@ -175,6 +177,24 @@ def check_async_and_groups(check):
     dist.all_gather_object(gathered, ["r", RANK, b"\0" * RANK])
     assert gathered == [["r", rank, b"\0" * rank] for rank in range(WORLD)], gathered
     check.count += 2
+
+
+def check_async_waits_for_slow_peer(check, everyone):
+    """An async all_reduce cannot finish before rank 1 joins; wait(timeout) says so."""
+    tensor = t(everyone[RANK])
+    if RANK == 1:
+        time.sleep(0.5)
+    work = dist.all_reduce(tensor, async_op=True)
+    if RANK != 1:
+        assert not work.is_completed()
+        try:
+            work.wait(timeout=0.05)
+        except RuntimeError as error:
+            assert "did not finish" in str(error)
+        else:
+            raise AssertionError("Work.wait(timeout) returned before rank 1 joined")
+    assert work.wait()
+    check.equal(tensor, functools.reduce(np.add, everyone), "async all_reduce with a slow peer")
 
 
 def check_ring_consistency(check):
@@ -207,7 +227,8 @@ def scenario_matrix():
 
 def scenario_large():
     """Default piece sizes: multi-megabyte arrays through the ring and the chain."""
-    dist.init_process_group("gloo", init_method="env://", timeout=120)
+    address = f"tcp://{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    dist.init_process_group("gloo", init_method=address, rank=RANK, world_size=WORLD, timeout=120)
     check = Checker()
     count = 5_000_003
     everyone = [np.arange(count, dtype=np.float32) % 97 * (rank + 1) for rank in range(WORLD)]

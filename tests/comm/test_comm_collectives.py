@@ -18,8 +18,8 @@ def test_collective_matrix(world_size):
 
 
 @pytest.mark.timeout(120)
-def test_matrix_with_default_direct_path():
-    assert_all_ok(run_job("matrix", 2, timeout=110))
+def test_matrix_over_tcp_with_default_pieces():
+    assert_all_ok(run_job("matrix", 3, env={"DISTTORCH_TRANSPORT": "tcp"}, timeout=110))
 
 
 @pytest.mark.timeout(120)
@@ -28,3 +28,8 @@ def test_large_arrays_default_pieces(world_size):
     results = run_job("large", world_size, timeout=110)
     assert_all_ok(results)
     assert reports(results[0][1])[-1]["checks"] == 4
+
+
+@pytest.mark.timeout(120)
+def test_matrix_with_curve_encryption():
+    assert_all_ok(run_job("matrix", 2, env={"DISTTORCH_CURVE": "1", **SMALL_PIECES}, timeout=110))

@@ -450,3 +450,105 @@ def test_gradients_at_edge_points_match_torch(fn, values):
         fn(x).sum().backward()
         grads.append(x.grad.tolist())
     np.testing.assert_allclose(grads[0], grads[1])
+
+
+def test_inplace_through_view_of_non_contiguous_root():
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (disttorch, torch):
+        x = lib.tensor([[1.0, -2.0, 3.0], [0.5, 2.0, -1.0]], requires_grad=True)
+        # A transposed buffer with no base: its memory order is not its index order.
+        root = lib.from_numpy(np.zeros((3, 2), dtype=np.float32).T)
+        root.copy_(x * 2)
+        root[1, 1:].mul_(3.0)
+        (root * root).sum().backward()
+        results.append((root.tolist(), x.grad.tolist()))
+    np.testing.assert_allclose(results[0][0], results[1][0])
+    np.testing.assert_allclose(results[0][1], results[1][1])
+
+
+def _sum_twice(lib, x):
+    x.sum().backward()
+    x.sum().backward()
+
+
+def _mean_then_mean_dim(lib, x):
+    x.mean().backward()
+    x.mean(1).sum().backward()
+
+
+def _add_leaves_then_edit_one(lib, x):
+    other = lib.zeros(x.shape, requires_grad=True)
+    (x + other).sum().backward()
+    x.grad.add_(10.0)
+    return other.grad
+
+
+def _leaf_root_with_given_gradient(lib, x):
+    given = lib.ones(x.shape)
+    x.backward(given)
+    x.grad.add_(5.0)
+    return given
+
+
+def _hook_keeps_gradient(lib, x):
+    kept = []
+    y = x * 2
+    y.register_hook(kept.append)
+    y.sum().backward()
+    x.grad.add_(1.0)
+    return kept[0]
+
+
+def _expand_twice(lib, x):
+    x[:, :1].expand(2, 4).sum().backward()
+    x.sum().backward()
+    x.grad.mul_(2)
+
+
+ALIASING = [_sum_twice, _mean_then_mean_dim, _add_leaves_then_edit_one, _leaf_root_with_given_gradient,
+            _hook_keeps_gradient, _expand_twice]
+
+
+@pytest.mark.parametrize("scenario", ALIASING, ids=[f.__name__.strip("_") for f in ALIASING])
+def test_grad_buffers_never_alias_other_arrays(scenario):
+    """.grad may adopt a temporary, but must never share memory with anything the user or the graph sees."""
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (disttorch, torch):
+        x = lib.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]], requires_grad=True)
+        other = scenario(lib, x)
+        results.append((x.grad.tolist(), None if other is None else other.tolist()))
+    assert results[0] == results[1]
+
+
+def test_grad_modes_as_bare_decorators():
+    x = _leaf()
+
+    @disttorch.no_grad
+    def doubled(t):
+        return t * 2
+
+    @disttorch.enable_grad
+    def tripled(t):
+        return t * 3
+
+    @disttorch.inference_mode
+    def halved(t):
+        return t * 0.5
+
+    assert not doubled(x).requires_grad and not halved(x).requires_grad
+    with disttorch.no_grad():
+        assert tripled(x).requires_grad
+    assert doubled.__name__ == "doubled"
+
+
+def test_reshape_that_copies_is_not_a_view():
+    x = _leaf((1.0, 2.0, 3.0, 4.0, 5.0, 6.0))
+    y = x.reshape(2, 3) * 1
+    copied = y.t().reshape(-1)  # not expressible as a view, so reshape copies
+    z = y.sin()
+    copied.add_(1.0)
+    z.sum().backward()
+    assert y.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(np.arange(1.0, 7.0)), rtol=1e-6)

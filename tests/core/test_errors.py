@@ -132,3 +132,17 @@ def test_inplace_on_expanded_tensor_asks_for_clone():
 def test_negating_bool_tensor_points_to_logical_not():
     with pytest.raises(RuntimeError, match="logical_not"):
         -disttorch.tensor([True, False])
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_inplace_op_cannot_grow_its_tensor(requires_grad):
+    target = disttorch.ones(3, requires_grad=requires_grad) * 1
+    with pytest.raises(RuntimeError, match=r"output with shape \[3\] doesn't match the broadcast shape \[2, 3\]"):
+        target.add_(disttorch.ones(2, 3))
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_setitem_shape_mismatch_names_both_shapes(requires_grad):
+    target = disttorch.zeros(3, requires_grad=requires_grad) * 1
+    with pytest.raises(RuntimeError, match=r"\[3\].*\[2\]"):
+        target[0:2] = disttorch.ones(3)

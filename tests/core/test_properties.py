@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 
 import disttorch
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40, deadline=None, database=None)
 
 BINARY = {
     "add": (lambda a, b: a + b, np.add),

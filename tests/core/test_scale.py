@@ -78,3 +78,23 @@ def test_saved_arrays_released_after_backward():
     node = y.grad_fn
     y.sum().backward()
     assert node._saved == ()
+
+
+def test_graph_freed_by_reference_counting_alone():
+    """No reference cycles: nodes die as soon as the last tensor goes, without waiting for the gc."""
+    import weakref
+    gc.disable()
+    try:
+        x = disttorch.ones(4, requires_grad=True)
+        y = (x * 2).sin()
+        y.retain_grad()
+        y.register_hook(lambda g: g)
+        view = y[1:]
+        view.mul_(3.0)
+        loss = (y.softmax(0) * x).sum()
+        nodes = [weakref.ref(loss.grad_fn), weakref.ref(y.grad_fn)]
+        loss.backward()
+        del y, view, loss
+        assert all(ref() is None for ref in nodes)
+    finally:
+        gc.enable()

@@ -352,7 +352,7 @@ def test_unpicklable_batch_and_local_exception_do_not_hang():
         def __getitem__(self, index):
             return lambda: index
 
-    with pytest.raises(RuntimeError, match="must be picklable"):
+    with pytest.raises(Exception, match="must be picklable"):  # the pickling error's own type
         list(DataLoader(Unpicklable(), batch_size=None, num_workers=1))
 
     class RaisesLocal(Unpicklable):

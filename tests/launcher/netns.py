@@ -4,15 +4,18 @@ The bridge lives in a namespace of its own, so the machine's own network is neve
 
     <tag>h0 (10.231.1.1, eth0) --veth-- [ <tag>sw: br0 ] --veth-- (eth0, 10.231.1.2) <tag>h1
 
-Run a command on host i with `ip netns exec <name> ...` (see `exec_prefix`).
+Run a command on host i with `ip netns exec <name> ...` (see `exec_prefix`). Given host names, each
+host also resolves them (`ip netns exec` mounts /etc/netns/<name>/hosts over /etc/hosts).
 """
 
 import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 SUBNET = "10.231.1"
+CONFIG_ROOT = Path("/etc/netns")
 
 
 class NetnsUnavailable(Exception):
@@ -20,12 +23,14 @@ class NetnsUnavailable(Exception):
 
 
 class NetnsHosts:
-    def __init__(self, count: int, tag: str | None = None):
+    def __init__(self, count: int, tag: str | None = None, names: tuple[str, ...] = ()):
         if not 2 <= count <= 3:
             raise ValueError(f"NetnsHosts makes 2 or 3 hosts, not {count}")
         self.tag = tag or f"dtl{os.getpid()}"
         self.hosts = [f"{self.tag}h{index}" for index in range(count)]
         self.switch = f"{self.tag}sw"
+        self.names = names
+        self._made_config_root = False
 
     @property
     def namespaces(self) -> list[str]:
@@ -61,6 +66,17 @@ class NetnsHosts:
             _ip("-n", host, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
             _ip("-n", host, "link", "set", "eth0", "up")
             _ip("-n", host, "link", "set", "lo", "up")
+        if self.names:
+            table = "127.0.0.1 localhost\n" + "".join(
+                f"{self.address(index)} {name}\n" for index, name in enumerate(self.names))
+            self._made_config_root = not CONFIG_ROOT.exists()
+            for host in self.hosts:
+                self._config_dir(host).mkdir(parents=True, exist_ok=True)
+                (self._config_dir(host) / "hosts").write_text(table)
+
+    @staticmethod
+    def _config_dir(namespace: str) -> Path:
+        return CONFIG_ROOT / namespace
 
     def pids(self) -> list[int]:
         """Every process still running inside one of our namespaces."""
@@ -84,6 +100,13 @@ class NetnsHosts:
                 pass
         for namespace in self.existing():
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+        for host in self.hosts:
+            shutil.rmtree(self._config_dir(host), ignore_errors=True)
+        if self._made_config_root:
+            try:
+                CONFIG_ROOT.rmdir()  # only when empty: another run may have put its hosts there meanwhile
+            except OSError:
+                pass
 
 
 def _ip(*args: str) -> None:

@@ -1,11 +1,13 @@
-"""docker/Dockerfile and docker/compose.yaml, checked statically (no Docker engine runs here)."""
+"""docker/Dockerfile and docker/compose.yaml, checked statically (no Docker engine runs here), and the
+compose commands run for real on two network-namespace hosts where root allows."""
 
+import json
 import re
 import tomllib
 
 import pytest
+from launch_helpers import REPO, start_launcher, write_script
 
-from launch_helpers import REPO
 from launcher.cli import main
 
 yaml = pytest.importorskip("yaml")
@@ -94,3 +96,28 @@ def test_dockerfile_installs_the_package_and_ships_the_script(compose, dockerfil
 def test_the_console_script_is_the_one_compose_runs(compose):
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts[compose["services"]["master"]["command"][0]] == "launcher.cli:main"
+
+
+@pytest.mark.timeout(90)
+def test_the_compose_commands_run_a_job_across_two_hosts(tmp_path, compose, compose_hosts):
+    """The services' exact flags, each on its own network-namespace host that resolves `master`;
+    only the training script is swapped for one that reports its rank."""
+    write_script(tmp_path, "report.py", """
+        import json, os
+        with open(f"rank_{os.environ['RANK']}.json", "w") as out:
+            json.dump({"world": os.environ["WORLD_SIZE"], "node": os.environ["GROUP_RANK"]}, out)
+    """)
+    launchers = []
+    for index, name in enumerate(("master", "worker")):
+        flags = [token for token in compose["services"][name]["command"][1:] if token.startswith("-")]
+        launchers.append(start_launcher(*flags, "--rdzv-timeout=30", "report.py", cwd=tmp_path,
+                                        prefix=compose_hosts.exec_prefix(index)))
+    try:
+        results = [(launcher.wait(timeout=60), launcher.stderr.read()) for launcher in launchers]
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    for returncode, stderr in results:
+        assert returncode == 0, stderr
+    reports = [json.loads((tmp_path / f"rank_{rank}.json").read_text()) for rank in range(4)]
+    assert reports == [{"world": "4", "node": str(rank // 2)} for rank in range(4)]

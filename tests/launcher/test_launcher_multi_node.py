@@ -6,14 +6,13 @@ import signal
 import socket
 
 import pytest
-
 from launch_helpers import SLEEPER, alive, launcher_env, read_pids, start_launcher, wait_for, write_script
 
 REPORTING_WORKER = """
     import json, os
     from pathlib import Path
     names = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
-             "DISTTORCH_SECRET", "DISTTORCH_RESTART_COUNT"]
+             "DISTTORCH_SECRET", "DISTTORCH_RESTART_COUNT", "DISTTORCH_HOST_ADDR"]
     report = {name: os.environ[name] for name in names}
     print("reporting", flush=True)
     Path(f"report_{os.environ['RANK']}.json").write_text(json.dumps(report))
@@ -173,16 +172,21 @@ def test_an_unreachable_node_0_is_named(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_mismatched_secrets_are_refused(tmp_path):
+@pytest.mark.parametrize("secrets, complaint", [
+    ({0: "secret-0", 1: "secret-1"}, "node 1's DISTTORCH_SECRET does not match node 0's"),
+    ({1: "secret-1"}, "DISTTORCH_SECRET is set on this node but not on node 0"),
+])
+def test_mismatched_secrets_are_refused(tmp_path, secrets, complaint):
     write_script(tmp_path, "sleeper.py", SLEEPER)
     port = _free_port()
-    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1, timeout="3"), "sleeper.py",
-                                cwd=tmp_path, env=launcher_env(DISTTORCH_SECRET=f"secret-{node}"))
-                 for node in (0, 1)]
+    envs = [launcher_env(**({"DISTTORCH_SECRET": secrets[node]} if node in secrets else {})) for node in (0, 1)]
+    launchers = [start_launcher(*_node_flags(2, node, "127.0.0.1", port, 1, timeout="1.5"), "sleeper.py",
+                                cwd=tmp_path, env=envs[node]) for node in (0, 1)]
     (master_code, master_err), (node_code, node_err) = _finish(launchers)
     assert master_code == node_code == 1
-    assert "node 1's DISTTORCH_SECRET does not match node 0's" in node_err
+    assert complaint in node_err
     assert "still missing node rank(s) 1" in master_err
+    assert not list(tmp_path.glob("pid_*"))
 
 
 @pytest.mark.timeout(60)
@@ -214,6 +218,7 @@ def test_job_across_two_hosts_completes_and_leaves_nothing(tmp_path, two_hosts):
     reports = _reports(tmp_path, 4)
     _check_reports(reports, [2, 2], port, collective=_collectives_available())
     assert reports[0]["MASTER_ADDR"] == master_addr
+    assert [report["DISTTORCH_HOST_ADDR"] for report in reports] == [two_hosts.address(rank // 2) for rank in range(4)]
     _assert_nothing_left(two_hosts)
 
 

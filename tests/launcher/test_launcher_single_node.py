@@ -7,12 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
-
-from launch_helpers import (SLEEPER, alive, launcher_command, launcher_env, read_pids, run_launcher, start_launcher, wait_for,
-                            write_script)
+from launch_helpers import (
+    SLEEPER,
+    alive,
+    launcher_command,
+    launcher_env,
+    read_pids,
+    run_launcher,
+    start_launcher,
+    wait_for,
+    write_script,
+)
 
 ENV_DUMP = """
     import json, os
@@ -168,6 +176,25 @@ def test_ctrl_c_or_sigterm_stops_everything(tmp_path, sig):
         launcher.kill()
     assert launcher.returncode == 128 + sig
     assert f"stopped by {signal.Signals(sig).name}" in stderr
+    assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.timeout(30)
+def test_a_second_ctrl_c_does_not_wait_for_the_grace_period(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    # The grace period outlasts the test's timeout: only the second signal can end the launcher in time.
+    launcher = start_launcher("--nproc", "2", "--grace-period", "600", "sleeper.py", "--ignore-sigterm",
+                              cwd=tmp_path)
+    try:
+        pids = read_pids(tmp_path, 2)
+        launcher.send_signal(signal.SIGINT)
+        wait_for(lambda: "stopping" in launcher.stderr.readline() or launcher.poll() is not None, 10,
+                 "the launcher to begin stopping")
+        launcher.send_signal(signal.SIGINT)
+        launcher.communicate(timeout=20)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGINT
     assert not any(alive(pid) for pid in pids)
 
 
@@ -336,6 +363,10 @@ def test_finished_workers_are_reaped_while_others_run(tmp_path):
             time.sleep(120)
     """)
     launcher = start_launcher("--nproc", "2", "uneven.py", cwd=tmp_path)
+    if not Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").exists():
+        launcher.kill()
+        launcher.wait()
+        pytest.skip("this kernel does not list a process's children in /proc")
     try:
         early, late = read_pids(tmp_path, 2)
         wait_for(lambda: _children(launcher.pid) == [late], 10, "the finished worker to be reaped")

@@ -1,10 +1,10 @@
 """Layers against PyTorch: same state_dict keys, outputs and parameter gradients (float64), repr strings."""
 import numpy as np
 import pytest
+from nn_testing import assert_close, assert_same_grads, pair_inputs, torch_state_to_ours
 
 import disttorch
-import disttorch.nn as nn
-from nn_testing import assert_close, assert_same_grads, pair_inputs, torch_state_to_ours
+from disttorch import nn
 
 torch = pytest.importorskip("torch")
 
@@ -41,6 +41,8 @@ LAYERS = [
     ("layer_norm_2d", lambda m: m.LayerNorm([3, 5]), (2, 3, 5)),
     ("layer_norm_no_affine", lambda m: m.LayerNorm(6, elementwise_affine=False), (4, 6)),
     ("group_norm", lambda m: m.GroupNorm(2, 4), (3, 4, 5)),
+    ("rms_norm", lambda m: m.RMSNorm([2, 3], eps=1e-6), (4, 2, 3)),
+    ("rms_norm_default_eps", lambda m: m.RMSNorm(3), (4, 3)),
     ("batch_norm_1d", lambda m: m.BatchNorm1d(6), (8, 6)),
     ("batch_norm_1d_3d_input", lambda m: m.BatchNorm1d(3), (4, 3, 5)),
     ("batch_norm_2d", lambda m: m.BatchNorm2d(3), (4, 3, 2, 5)),
@@ -247,6 +249,7 @@ REPRS = [
     lambda m: m.BatchNorm2d(4, momentum=None, affine=False),
     lambda m: m.LayerNorm([4, 5]),
     lambda m: m.GroupNorm(2, 4),
+    lambda m: m.RMSNorm(4),
     lambda m: m.Embedding(10, 3, padding_idx=0),
     lambda m: m.Flatten(),
     lambda m: m.Unflatten(1, (2, 3)),
@@ -256,9 +259,36 @@ REPRS = [
     lambda m: m.Sequential(m.Linear(2, 3), m.Sequential(m.ReLU(), m.Dropout()), m.Linear(3, 1)),
     lambda m: m.ModuleList([m.Linear(2, 2), m.Linear(2, 2), m.Linear(2, 2), m.ReLU()]),
     lambda m: m.ModuleDict({"a": m.Tanh(), "b": m.Linear(1, 1)}),
+    lambda m: m.ModuleList(),
+    lambda m: m.ParameterList([m.Parameter(disttorch_or_torch(m).ones(2, 3)), disttorch_or_torch(m).ones(1)]),
+    lambda m: m.ParameterDict({"a": m.Parameter(disttorch_or_torch(m).ones(2, 3))}),
+    lambda m: m.ParameterDict({"a": disttorch_or_torch(m).ones(2), "b": disttorch_or_torch(m).ones(1)}),
 ]
+
+
+def disttorch_or_torch(nn_namespace):
+    return disttorch if nn_namespace is nn else torch
 
 
 @pytest.mark.parametrize("make", REPRS, ids=range(len(REPRS)))
 def test_repr_matches_torch(make):
     assert repr(make(nn)) == repr(make(torch.nn))
+
+
+def test_mlp_learns_xor_with_plain_sgd():
+    disttorch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2))
+    x = disttorch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = disttorch.tensor([0, 1, 1, 0])
+    loss_fn = nn.CrossEntropyLoss()
+    first = None
+    for _ in range(300):
+        model.zero_grad()
+        loss = loss_fn(model(x), y)
+        first = first if first is not None else loss.item()
+        loss.backward()
+        with disttorch.no_grad():
+            for p in model.parameters():
+                p.sub_(p.grad * 0.5)
+    assert loss.item() < 0.05 < first
+    assert model(x).argmax(dim=1).tolist() == [0, 1, 1, 0]

@@ -185,9 +185,13 @@ def positions_in(view, root):
         return None
     xp = get_array_module(root)
     origin = _data_ptr(root)
-    root_offsets = _element_offsets(root, origin).reshape(-1)
     view_offsets = _element_offsets(view, origin)
-    order = xp.argsort(root_offsets, kind="stable")
+    if root.flags.c_contiguous:
+        # Memory order is the flat index order, so offsets are the positions.
+        inside = bool(((view_offsets >= 0) & (view_offsets < root.size)).all())
+        return view_offsets if inside else None
+    root_offsets = _element_offsets(root, origin).reshape(-1)
+    order = xp.argsort(root_offsets)
     sorted_offsets = root_offsets[order]
     slot = xp.clip(xp.searchsorted(sorted_offsets, view_offsets), 0, root_offsets.size - 1)
     if not bool((sorted_offsets[slot] == view_offsets).all()):
@@ -197,7 +201,9 @@ def positions_in(view, root):
 
 def _as_view(result, base):
     """Views share the base's version counter so in-place edits through either are seen."""
-    if result._data.base is not None or result._data is base._data:
+    data = result._data
+    # A reshape that had to copy still has a .base (its own fresh buffer), so check the memory itself.
+    if data is base._data or (data.base is not None and get_array_module(data).may_share_memory(data, base._data)):
         result._vc = base._vc
         result._base = base
     return result

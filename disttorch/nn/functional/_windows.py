@@ -1,8 +1,8 @@
 """Sliding-window plumbing shared by convolution and pooling: padding, im2col views, col2im.
 
-Column matrices are laid out channel-first, (C, KH, KW, N, OH, OW), so a convolution is one matmul
-of the (O, C*KH*KW) weight against a (C*KH*KW, N*OH*OW) matrix, and the weight gradient is one matmul
-with the batch folded into the long inner dimension (the shape BLAS is fastest at).
+Columns are laid out (G, KH*KW*Cg, N*OH*OW): the batch is folded into the long inner dimension, so
+a convolution, its weight gradient and its column gradient are one large matmul each (per group),
+the shape BLAS runs fastest; the NCHW <-> channel-major transposes this costs are cheap copies.
 """
 from ...core.backend import get_array_module
 
@@ -38,22 +38,36 @@ def pad2d(x, top, bottom, left, right, value=0.0):
     return canvas
 
 
-def window_view(x, kernel, stride, dilation, out_hw):
-    """Strided view (C, KH, KW, N, OH, OW) of x (N, C, H, W): no copy, one entry per window element."""
+def conv_columns(x, groups, kernel, stride, dilation, out_hw):
+    """Contiguous columns (G, KH*KW*Cg, N*OH*OW) of the (already padded) input x (N, C, H, W).
+
+    Built from one strided view of x and a single copy. Channels sit inside the kernel axes so that
+    each of col2im's slabs is one contiguous (Cg, N, OH, OW) block.
+    """
     xp = get_array_module(x)
+    n, c = x.shape[:2]
     s_n, s_c, s_h, s_w = x.strides
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    shape = (x.shape[1], kh, kw, x.shape[0], oh, ow)
-    strides = (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw)
-    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+    per_group = c // groups
+    shape = (groups, kh, kw, per_group, n, oh, ow)
+    strides = (s_c * per_group, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw)
+    view = xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+    return xp.ascontiguousarray(view).reshape(groups, kh * kw * per_group, n * oh * ow)
 
 
-def im2col(x, kernel, stride, dilation, out_hw):
-    """Contiguous column matrix (C*KH*KW, N*OH*OW) of the (already padded) input x (N, C, H, W)."""
-    view = window_view(x, kernel, stride, dilation, out_hw)
-    xp = get_array_module(x)
-    c, kh, kw, n, oh, ow = view.shape
-    return xp.ascontiguousarray(view).reshape(c * kh * kw, n * oh * ow)
+def weight_rows(weight, groups):
+    """(A, B, KH, KW) weight -> (G, A/G, KH*KW*B), ordered like conv_columns' rows."""
+    xp = get_array_module(weight)
+    a, b, kh, kw = weight.shape
+    by_group = weight.reshape(groups, a // groups, b, kh, kw).transpose(0, 1, 3, 4, 2)
+    return xp.ascontiguousarray(by_group).reshape(groups, a // groups, kh * kw * b)
+
+
+def rows_to_weight(rows, weight_shape):
+    """Inverse of weight_rows: (G, A/G, KH*KW*B) -> (A, B, KH, KW)."""
+    a, b, kh, kw = weight_shape
+    groups = rows.shape[0]
+    return rows.reshape(groups, a // groups, kh, kw, b).transpose(0, 1, 4, 2, 3).reshape(weight_shape)
 
 
 def window_slice(k_h, k_w, stride, dilation, out_hw):
@@ -63,16 +77,20 @@ def window_slice(k_h, k_w, stride, dilation, out_hw):
     return slice(top, top + sh * (oh - 1) + 1, sh), slice(left, left + sw * (ow - 1) + 1, sw)
 
 
-def col2im(cols, padded_hw, kernel, stride, dilation):
-    """Sum columns (C, KH, KW, N, OH, OW) back onto a padded canvas (N, C, Hp, Wp).
+def col2im(cols, batch, padded_hw, out_hw, kernel, stride, dilation):
+    """Sum columns (G, KH*KW*Cg, N*OH*OW) back onto a padded canvas, returned as (N, C, Hp, Wp).
 
     Loops over the KH*KW kernel positions only; each iteration adds one strided slab.
     """
     xp = get_array_module(cols)
-    c, kh, kw, n, oh, ow = cols.shape
-    canvas = xp.zeros((c, n) + tuple(padded_hw), dtype=cols.dtype)
+    groups = cols.shape[0]
+    kh, kw = kernel
+    per_group = cols.shape[1] // (kh * kw)
+    by_position = cols.reshape((groups, kh, kw, per_group, batch) + tuple(out_hw))
+    canvas = xp.zeros((groups, per_group, batch) + tuple(padded_hw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            rows, columns = window_slice(i, j, stride, dilation, (oh, ow))
-            canvas[:, :, rows, columns] += cols[:, i, j]
-    return xp.ascontiguousarray(canvas.transpose(1, 0, 2, 3))
+            rows, columns = window_slice(i, j, stride, dilation, out_hw)
+            canvas[..., rows, columns] += by_position[:, i, j]
+    channels_first = canvas.reshape((groups * per_group, batch) + tuple(padded_hw))
+    return xp.ascontiguousarray(channels_first.transpose(1, 0, 2, 3))

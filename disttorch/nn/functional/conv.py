@@ -1,107 +1,97 @@
 """Convolutions: conv1d, conv2d, conv_transpose1d/2d, as im2col + one matmul with col2im in backward."""
 from ...core.autograd import Function
 from ...core.backend import get_array_module
-from ._windows import as_pair, col2im, im2col, out_size, pad2d
+from ._windows import as_pair, col2im, conv_columns, out_size, pad2d, rows_to_weight, weight_rows
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
 
-def _to_nchw(rows, n, c, h, w):
-    """(C, N*H*W) matrix rows -> contiguous (N, C, H, W) array."""
-    xp = get_array_module(rows)
-    return xp.ascontiguousarray(rows.reshape(c, n, h, w).transpose(1, 0, 2, 3))
-
-
-def _to_rows(x, groups):
-    """(N, C, H, W) -> (groups, C/groups, N*H*W): the layout the column matmuls consume."""
+def _channel_rows(x, groups):
+    """(N, C, H, W) -> (G, C/G, N*H*W), the layout the column matmuls consume."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
     return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, c // groups, n * h * w)
+
+
+def _from_channel_rows(rows, n, hw):
+    """(G, C/G, N*H*W) -> contiguous (N, C, H, W)."""
+    xp = get_array_module(rows)
+    channels = rows.shape[0] * rows.shape[1]
+    return xp.ascontiguousarray(rows.reshape((channels, n) + tuple(hw)).transpose(1, 0, 2, 3))
 
 
 class Conv2dFunction(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
         n = x.shape[0]
-        out_ch, _, kh, kw = weight.shape
+        _, _, kh, kw = weight.shape
         top, bottom, left, right = pads
         x_padded = pad2d(x, top, bottom, left, right)
         hp, wp = x_padded.shape[-2:]
-        oh = out_size(hp, kh, stride[0], dilation[0], 0, 0)
-        ow = out_size(wp, kw, stride[1], dilation[1], 0, 0)
-        cols = im2col(x_padded, (kh, kw), stride, dilation, (oh, ow))
-        cols = cols.reshape(groups, -1, cols.shape[-1])
-        w_rows = weight.reshape(groups, out_ch // groups, -1)
-        out = (w_rows @ cols).reshape(out_ch, n * oh * ow)
+        out_hw = (out_size(hp, kh, stride[0], dilation[0], 0, 0), out_size(wp, kw, stride[1], dilation[1], 0, 0))
+        cols = conv_columns(x_padded, groups, (kh, kw), stride, dilation, out_hw)
+        w_rows = weight_rows(weight, groups)
+        out = w_rows @ cols
         if bias is not None:
-            out += bias[:, None]
-        ctx.save_for_backward(cols, weight)
-        ctx.geometry = (x.shape, (hp, wp), (oh, ow), stride, pads, dilation, groups)
-        return _to_nchw(out, n, out_ch, oh, ow)
+            out += bias.reshape(groups, -1, 1)
+        ctx.save_for_backward(cols, w_rows)
+        ctx.geometry = (x.shape, weight.shape, (hp, wp), out_hw, stride, pads, dilation)
+        return _from_channel_rows(out, n, out_hw)
 
     @staticmethod
     def backward(ctx, grad):
-        cols, weight = ctx.saved_tensors
-        in_shape, padded_hw, (oh, ow), stride, pads, dilation, groups = ctx.geometry
+        cols, w_rows = ctx.saved_tensors
+        in_shape, weight_shape, padded_hw, out_hw, stride, pads, dilation = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        out_ch, in_per_group, kh, kw = weight.shape
-        grad_rows = _to_rows(grad, groups)
+        grad_rows = _channel_rows(grad, w_rows.shape[0])
         grad_x = grad_w = grad_b = None
         if need_b:
-            grad_b = grad_rows.reshape(out_ch, -1).sum(axis=1)
+            grad_b = grad_rows.sum(axis=2).reshape(-1)
         if need_w:
-            grad_w = (grad_rows @ cols.swapaxes(1, 2)).reshape(weight.shape)
+            grad_w = rows_to_weight(grad_rows @ cols.swapaxes(1, 2), weight_shape)
         if need_x:
-            w_rows = weight.reshape(groups, out_ch // groups, -1)
             grad_cols = w_rows.swapaxes(1, 2) @ grad_rows
-            n = in_shape[0]
-            grad_cols = grad_cols.reshape(in_per_group * groups, kh, kw, n, oh, ow)
-            canvas = col2im(grad_cols, padded_hw, (kh, kw), stride, dilation)
+            canvas = col2im(grad_cols, in_shape[0], padded_hw, out_hw, weight_shape[2:], stride, dilation)
             top, _, left, _ = pads
             grad_x = canvas[:, :, top:top + in_shape[2], left:left + in_shape[3]]
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
 class ConvTranspose2dFunction(Function):
-    """The adjoint of Conv2dFunction: forward scatters with col2im, backward gathers with im2col."""
+    """The adjoint of Conv2dFunction: forward scatters with col2im, backward gathers with conv_columns."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_padding, groups, dilation):
-        n, in_ch, h, w = x.shape
-        _, out_per_group, kh, kw = weight.shape
-        out_ch = out_per_group * groups
+        n, _, h, w = x.shape
+        kernel = weight.shape[2:]
         canvas_hw = tuple((size - 1) * s + d * (k - 1) + 1 + extra
-                          for size, s, d, k, extra in zip((h, w), stride, dilation, (kh, kw), output_padding))
-        x_rows = _to_rows(x, groups)
-        w_rows = weight.reshape(groups, in_ch // groups, -1)
-        cols = (w_rows.swapaxes(1, 2) @ x_rows).reshape(out_ch, kh, kw, n, h, w)
-        canvas = col2im(cols, canvas_hw, (kh, kw), stride, dilation)
-        (ph, pw) = padding
+                          for size, s, d, k, extra in zip((h, w), stride, dilation, kernel, output_padding))
+        x_rows = _channel_rows(x, groups)
+        w_rows = weight_rows(weight, groups)
+        canvas = col2im(w_rows.swapaxes(1, 2) @ x_rows, n, canvas_hw, (h, w), kernel, stride, dilation)
+        ph, pw = padding
         out = canvas[:, :, ph:canvas_hw[0] - ph, pw:canvas_hw[1] - pw]
         if bias is not None:
             out = out + bias.reshape(1, -1, 1, 1)
-        ctx.save_for_backward(x_rows, weight)
-        ctx.geometry = (x.shape, canvas_hw, stride, padding, dilation, groups)
+        ctx.save_for_backward(x_rows, w_rows)
+        ctx.geometry = (x.shape, weight.shape, canvas_hw, stride, padding, dilation)
         return get_array_module(out).ascontiguousarray(out)
 
     @staticmethod
     def backward(ctx, grad):
-        x_rows, weight = ctx.saved_tensors
-        (n, in_ch, h, w), canvas_hw, stride, (ph, pw), dilation, groups = ctx.geometry
+        x_rows, w_rows = ctx.saved_tensors
+        x_shape, weight_shape, canvas_hw, stride, (ph, pw), dilation = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        _, _, kh, kw = weight.shape
         grad_x = grad_w = grad_b = None
         if need_b:
             grad_b = grad.sum(axis=(0, 2, 3))
         if need_x or need_w:
             grad_canvas = pad2d(grad, ph, canvas_hw[0] - ph - grad.shape[2], pw, canvas_hw[1] - pw - grad.shape[3])
-            grad_cols = im2col(grad_canvas, (kh, kw), stride, dilation, (h, w))
-            grad_cols = grad_cols.reshape(groups, -1, grad_cols.shape[-1])
+            grad_cols = conv_columns(grad_canvas, w_rows.shape[0], weight_shape[2:], stride, dilation, x_shape[2:])
             if need_w:
-                grad_w = (x_rows @ grad_cols.swapaxes(1, 2)).reshape(weight.shape)
+                grad_w = rows_to_weight(x_rows @ grad_cols.swapaxes(1, 2), weight_shape)
             if need_x:
-                w_rows = weight.reshape(groups, in_ch // groups, -1)
-                grad_x = _to_nchw((w_rows @ grad_cols).reshape(in_ch, -1), n, in_ch, h, w)
+                grad_x = _from_channel_rows(w_rows @ grad_cols, x_shape[0], x_shape[2:])
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 

@@ -34,14 +34,15 @@ def _dtype_name(t):
 
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
-    in_features = weight.shape[-1]
-    if input.dim() == 0 or input.shape[-1] != in_features:
-        cols = input.shape[-1] if input.dim() else 1
-        rows = input.numel() // cols if cols else 0
+    x, w = input._data, weight._data
+    in_features = w.shape[-1]
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        cols = x.shape[-1] if x.ndim else 1
+        rows = x.size // cols if cols else 0
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
-                           f"{in_features}x{weight.shape[0]}); the input's last dimension must equal "
+                           f"{in_features}x{w.shape[0]}); the input's last dimension must equal "
                            f"in_features={in_features}")
-    if input._data.dtype != weight._data.dtype:
+    if x.dtype != w.dtype:
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_dtype_name(input)} and "
                            f"{_dtype_name(weight)}")
     return Linear.apply(input, weight, bias)

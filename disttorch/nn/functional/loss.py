@@ -221,10 +221,11 @@ def _kl_pointwise(xp, x, t, need_input, need_target, log_target):
         prob = xp.exp(t)
         loss = prob * (t - x)
         return loss, (-prob if need_input else None), (prob * (t - x + 1) if need_target else None)
-    positive = t > 0
-    log_t = xp.log(xp.where(positive, t, 1))
-    loss = xp.where(positive, t * log_t, 0) - t * x
-    d_target = xp.where(positive, log_t + 1, 0) - x if need_target else None
+    # t*log(t) is taken as 0 at t == 0 (and NaN for t < 0), like torch.xlogy.
+    zero = t == 0
+    log_t = xp.log(xp.where(zero, 1, t))
+    loss = xp.where(zero, 0, t * log_t) - t * x
+    d_target = log_t + 1 - x if need_target else None
     return loss, (-t if need_input else None), d_target
 
 
@@ -348,8 +349,9 @@ class CrossEntropy(Function):
             losses += smooth_coef * (class_weight_total * lse - weighted_shift)
         denominator = row_weight.sum()
         if reduction == "mean":
-            nll_coef = nll_coef / denominator
-            smooth_coef = None if smooth_coef is None else smooth_coef / denominator
+            with np.errstate(divide="ignore", invalid="ignore"):
+                nll_coef = nll_coef / denominator
+                smooth_coef = None if smooth_coef is None else smooth_coef / denominator
         ctx.save_for_backward(probs)
         ctx.state = (index, nll_coef, smooth_coef, weight, class_weight_total, logits.shape, reduction)
         return _reduce_rows(xp, losses, reduction, denominator, target.shape, logits.dtype)
@@ -421,7 +423,8 @@ class NLL(Function):
         index, row_weight = _target_weights(xp, target, weight, ignore_index, rows.shape[1], rows.dtype)
         losses = -row_weight * rows[xp.arange(rows.shape[0]), index]
         denominator = row_weight.sum()
-        coef = row_weight / denominator if reduction == "mean" else row_weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            coef = row_weight / denominator if reduction == "mean" else row_weight
         ctx.state = (index, coef, rows.shape, log_probs.shape, reduction)
         return _reduce_rows(xp, losses, reduction, denominator, target.shape, log_probs.dtype)
 

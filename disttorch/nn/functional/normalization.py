@@ -1,4 +1,6 @@
 """batch_norm, layer_norm, group_norm: statistics computed once, then one fused normalise+affine node."""
+import numpy as np
+
 from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ...core.ops import reduction as rd
@@ -92,17 +94,31 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return Normalize.apply(input, weight, bias, mean, invstd, axes, param_shape, training)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
+def _trailing_axes(input, normalized_shape):
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
-    if tuple(input.shape[input.dim() - k:]) != normalized_shape or input.dim() < k:
+    if input.dim() < k or tuple(input.shape[input.dim() - k:]) != normalized_shape:
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(str(s) for s in normalized_shape)}], but got input of size "
                            f"{list(input.shape)}")
+    return normalized_shape, tuple(range(input.dim() - k, input.dim()))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
+    normalized_shape, axes = _trailing_axes(input, normalized_shape)
     x = input._data
-    axes = tuple(range(x.ndim - k, x.ndim))
     mean, _, invstd = _statistics(x, axes, eps)
     return Normalize.apply(input, weight, bias, mean, invstd, axes, normalized_shape, True)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) over the trailing normalized_shape dims; eps defaults to the dtype's epsilon."""
+    _, axes = _trailing_axes(input, normalized_shape)
+    if eps is None:
+        eps = float(np.finfo(input._data.dtype).eps)
+    scale = rd.mean(input * input, axes, keepdim=True).add(eps).rsqrt()
+    out = input * scale
+    return out * weight if weight is not None else out
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):

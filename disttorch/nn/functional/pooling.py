@@ -52,10 +52,18 @@ class MaxPool2dFunction(Function):
         xp = get_array_module(grad)
         in_shape, padded_hw, kernel, stride, (ph, pw), dilation, out_hw = ctx.geometry
         (best_pos,) = ctx.saved_tensors
-        canvas = xp.zeros(in_shape[:2] + tuple(padded_hw), dtype=grad.dtype)
+        extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        disjoint = all(s >= e for s, e in zip(stride, extent))
+        tiled = disjoint and all(s == e and o * s == size for s, e, o, size in zip(stride, extent, out_hw, padded_hw))
+        # Disjoint windows (the usual kernel == stride case) can be written straight into their slabs;
+        # when they also tile the canvas, nothing is left to zero.
+        canvas = (xp.empty if tiled else xp.zeros)(in_shape[:2] + tuple(padded_hw), dtype=grad.dtype)
         for pos in range(kernel[0] * kernel[1]):
             rows, cols = window_slice(pos // kernel[1], pos % kernel[1], stride, dilation, out_hw)
-            canvas[:, :, rows, cols] += (best_pos == pos) * grad
+            if disjoint:
+                xp.multiply(best_pos == pos, grad, out=canvas[:, :, rows, cols])
+            else:
+                canvas[:, :, rows, cols] += (best_pos == pos) * grad
         return canvas[:, :, ph:ph + in_shape[2], pw:pw + in_shape[3]], None, None, None, None, None
 
     @staticmethod

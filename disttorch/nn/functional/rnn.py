@@ -146,12 +146,15 @@ class LSTMLayer(Function):
         steps, batch, four_hidden = gates.shape
         hidden = four_hidden // 4
         grad_out = _in_order(grad_packed[:steps], reverse)
-        # Per-step factors computed for all steps at once: what dc multiplies into (g, c_prev, i),
-        # the gate derivatives, and o * tanh'(c).
-        cell_factors = xp.stack([gates[..., 2 * hidden:3 * hidden], cells[:-1], gates[..., :hidden]], axis=2)
+        # Everything that does not depend on the carried gradients is computed for all steps at once:
+        # what dc multiplies into (g, c_prev, i) and dh into (tanh c), each times its gate's derivative,
+        # and o * tanh'(c).
         derivative = gates * (1 - gates)
         g_gate = gates[..., 2 * hidden:3 * hidden]
         derivative[..., 2 * hidden:3 * hidden] = 1 - g_gate * g_gate
+        derivative = derivative.reshape(steps, batch, 4, hidden)
+        cell_factors = xp.stack([g_gate, cells[:-1], gates[..., :hidden]], axis=2) * derivative[:, :, :3]
+        hidden_factor = tanh_cells * derivative[:, :, 3]
         out_through_tanh = gates[..., 3 * hidden:] * (1 - tanh_cells * tanh_cells)
         forget = gates[..., hidden:2 * hidden]
         gate_grads = xp.empty_like(gates)
@@ -163,10 +166,8 @@ class LSTMLayer(Function):
             grad_c += grad_h * out_through_tanh[t]
             by_gate = gate_grads_by_gate[t]
             xp.multiply(grad_c[:, None, :], cell_factors[t], out=by_gate[:, :3])
-            xp.multiply(grad_h, tanh_cells[t], out=by_gate[:, 3])
-            step = gate_grads[t]
-            step *= derivative[t]
-            grad_h = step @ w_hh
+            xp.multiply(grad_h, hidden_factor[t], out=by_gate[:, 3])
+            grad_h = gate_grads[t] @ w_hh
             grad_c *= forget[t]
         grads = _weight_grads(ctx, x, gate_grads, gate_grads, states[:-1], reverse)
         need_h0, need_c0 = ctx.needs_input_grad[5:7]

@@ -7,7 +7,7 @@ from ...core.tensor import Tensor
 from ..parameter import Parameter
 from .module import Module, _indent
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+__all__ = ["ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential"]
 
 
 def _checked_index(idx, length):
@@ -274,19 +274,14 @@ class ParameterList(Module):
 
     def extra_repr(self):
         lines = []
-        for i, param in enumerate(self):
-            if isinstance(param, Tensor):
-                kind = "Parameter" if isinstance(param, Parameter) else "Tensor"
-                device = "" if param.device.type == "cpu" else f" ({param.device})"
-                size = "x".join(str(s) for s in param.shape)
-                lines.append(f"  ({i}): {kind} containing: [{param.type()} of size {size}{device}]")
+        for i, value in enumerate(self):
+            if isinstance(value, Tensor):
+                kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
+                lines.append(f"  ({i}): {kind} containing: [{value.dtype} of size {_size_text(value)}"
+                             f"{_device_text(value)}]")
             else:
-                lines.append(f"  ({i}): Object of type: {type(param).__name__}")
+                lines.append(f"  ({i}): Object of type: {type(value).__name__}")
         return "\n".join(lines)
-
-    def __repr__(self):
-        extra = self.extra_repr()
-        return self._get_name() + ("(\n" + extra + "\n)" if extra else "()")
 
 
 class ParameterDict(Module):
@@ -338,12 +333,13 @@ class ParameterDict(Module):
             self[key] = value
 
     def extra_repr(self):
-        lines = []
-        for key, param in self.items():
-            size = "x".join(str(s) for s in param.shape)
-            lines.append(f"  ({key}): Parameter containing: [{param.type()} of size {size}]")
-        return "\n".join(lines)
+        return "\n".join(f"  ({key}): Parameter containing: [{param.type()} of size {_size_text(param)}"
+                         f"{_device_text(param)}]" for key, param in self.items())
 
-    def __repr__(self):
-        extra = self.extra_repr()
-        return self._get_name() + ("(\n" + extra + "\n)" if extra else "()")
+
+def _size_text(tensor):
+    return "x".join(str(s) for s in tensor.shape)
+
+
+def _device_text(tensor):
+    return "" if tensor.device.type == "cpu" else f" (GPU {tensor.device.index})"

@@ -52,7 +52,7 @@ def _indent(text, spaces):
     return "\n".join([lines[0]] + [pad + line for line in lines[1:]])
 
 
-def _check_member_name(kind, name, module):
+def _check_member_name(kind, name):
     if not isinstance(name, str):
         raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
     if name == "":
@@ -86,6 +86,7 @@ class Module:
         setter("_forward_hooks", OrderedDict())
         setter("_backward_hooks", OrderedDict())
         setter("_backward_pre_hooks", OrderedDict())
+        setter("_hooks_with_kwargs", set())
         setter("_has_hooks", False)
 
     def forward(self, *args, **kwargs):
@@ -98,7 +99,12 @@ class Module:
         return self._call_with_hooks(args, kwargs)
 
     def _call_with_hooks(self, args, kwargs):
-        for hook in list(self._forward_pre_hooks.values()):
+        for hook_id, hook in list(self._forward_pre_hooks.items()):
+            if hook_id in self._hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    args, kwargs = result
+                continue
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
@@ -107,8 +113,11 @@ class Module:
             backward_state = _BackwardHookState(self)
             args = backward_state.wrap_inputs(args)
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            result = hook(self, args, output)
+        for hook_id, hook in list(self._forward_hooks.items()):
+            if hook_id in self._hooks_with_kwargs:
+                result = hook(self, args, kwargs, output)
+            else:
+                result = hook(self, args, output)
             if result is not None:
                 output = result
         if backward_state is not None:
@@ -119,23 +128,23 @@ class Module:
         object.__setattr__(self, "_has_hooks", bool(
             self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks))
 
-    def _add_hook(self, hooks, hook, prepend):
+    def _add_hook(self, hooks, hook, prepend, with_kwargs=False):
         handle = RemovableHandle(hooks, self)
         hooks[handle.id] = hook
         if prepend:
             hooks.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle.id)
         self._refresh_hook_flag()
         return handle
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
-        if with_kwargs:
-            raise NotImplementedError("forward pre-hooks with_kwargs=True are not supported; use with_kwargs=False")
-        return self._add_hook(self._forward_pre_hooks, hook, prepend)
+        """hook(module, args) -> None or new args; with_kwargs: hook(module, args, kwargs) -> None or (args, kwargs)."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
-        if with_kwargs:
-            raise NotImplementedError("forward hooks with_kwargs=True are not supported; use with_kwargs=False")
-        return self._add_hook(self._forward_hooks, hook, prepend)
+        """hook(module, args, output) -> None or new output (with_kwargs: hook(module, args, kwargs, output))."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
     def register_full_backward_hook(self, hook, prepend=False):
         return self._add_hook(self._backward_hooks, hook, prepend)
@@ -149,7 +158,7 @@ class Module:
     def register_parameter(self, name, param):
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
-        _check_member_name("parameter", name, self)
+        _check_member_name("parameter", name)
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
@@ -165,7 +174,7 @@ class Module:
     def register_buffer(self, name, tensor, persistent=True):
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
-        _check_member_name("buffer", name, self)
+        _check_member_name("buffer", name)
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
@@ -180,7 +189,7 @@ class Module:
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        _check_member_name("module", name, self)
+        _check_member_name("module", name)
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         self._modules[name] = module
@@ -192,7 +201,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_parameters")
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -202,7 +211,7 @@ class Module:
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_modules")
             self._modules[name] = value
         elif name in self.__dict__.get("_modules", ()):
             if value is not None:
@@ -210,7 +219,7 @@ class Module:
                                 "(torch.nn.Module or None expected)")
             self._modules[name] = None
         elif isinstance(value, Buffer):
-            self._forget(name)
+            self._forget(name, keep="_buffers")
             self.register_buffer(name, value, getattr(value, "persistent", True))
         elif name in self.__dict__.get("_buffers", ()):
             if value is not None and not isinstance(value, Tensor):
@@ -220,12 +229,15 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
-        """Drop `name` from every registry and the instance dict before it is registered anew."""
+    def _forget(self, name, keep):
+        """Drop `name` from the instance dict and the other registries before it is registered in `keep`
+        (staying in `keep` preserves its position, e.g. when replacing seq[0])."""
         self.__dict__.pop(name, None)
         for registry in ("_parameters", "_buffers", "_modules"):
-            self.__dict__[registry].pop(name, None)
-        self._non_persistent_buffers_set.discard(name)
+            if registry != keep:
+                self.__dict__[registry].pop(name, None)
+        if keep != "_buffers":
+            self._non_persistent_buffers_set.discard(name)
 
     def __getattr__(self, name):
         # Only reached when normal lookup fails: parameters, buffers and submodules live in dicts.
@@ -422,8 +434,10 @@ class Module:
     def train(self, mode=True):
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        object.__setattr__(self, "training", mode)
+        # Recurse through train() itself so that subclasses overriding it (e.g. to freeze BatchNorm) take part.
+        for module in self.children():
+            module.train(mode)
         return self
 
     def eval(self):
@@ -582,12 +596,25 @@ class _BackwardHookState:
         return tuple(wrapped)
 
     def wrap_outputs(self, output):
-        if isinstance(output, Tensor) and output.requires_grad:
-            return _HookIdentity.apply(output, self._on_grad_output)
+        """Route the gradient of the output (for a tuple output: of its first differentiable tensor) through
+        the hooks; other tuple entries appear as None in grad_output."""
+        if isinstance(output, Tensor):
+            return self._wrap_output(output, 0, 1) if output.requires_grad else output
+        if isinstance(output, (tuple, list)):
+            for pos, item in enumerate(output):
+                if isinstance(item, Tensor) and item.requires_grad:
+                    items = list(output)
+                    items[pos] = self._wrap_output(item, pos, len(items))
+                    return type(output)(*items) if hasattr(output, "_fields") else type(output)(items)
         return output
 
+    def _wrap_output(self, tensor, position, count):
+        self.output_position = (position, count)
+        return _HookIdentity.apply(tensor, self._on_grad_output)
+
     def _on_grad_output(self, grad):
-        grad_outputs = (Tensor._wrap(grad),)
+        position, count = self.output_position
+        grad_outputs = tuple(Tensor._wrap(grad) if i == position else None for i in range(count))
         for hook in list(self.module._backward_pre_hooks.values()):
             result = hook(self.module, grad_outputs)
             if result is not None:
@@ -595,7 +622,7 @@ class _BackwardHookState:
         self.grad_outputs = grad_outputs
         if not self.input_slots:
             self._run_hooks((None,) * max(self.n_args, 1))
-        return grad_outputs[0]._data
+        return grad_outputs[position]._data
 
     def _input_callback(self, index):
         def on_grad(grad):

@@ -36,15 +36,11 @@ def _world(group):
 
 
 def allreduce_hook(process_group, bucket):
-    """The default: sum over ranks, then divide by the world size."""
+    """Average over ranks: each rank divides by the world size, then the all-reduce sums."""
     buffer = bucket.buffer()
+    np.divide(buffer._data, _world(process_group), out=buffer._data)
     work = dist.all_reduce(buffer, group=process_group, async_op=True)
-    world = _world(process_group)
-
-    def average(_):
-        np.divide(buffer._data, world, out=buffer._data)
-        return buffer
-    return Future.from_work(work, buffer).then(average)
+    return Future.from_work(work, buffer)
 
 
 def fp16_compress_hook(process_group, bucket):

@@ -111,12 +111,10 @@ class DistributedDataParallel(Module):
                 self._sync_from_rank0(buffers)
         output = self.module(*inputs, **kwargs)
         if grad_mode.is_grad_enabled():
-            sync = self.require_backward_grad_sync
-            unused = ()
-            if sync and self.find_unused_parameters:
+            reached = None
+            if self.find_unused_parameters:
                 reached = _reachable_leaves(list(_walk_outputs(output)))
-                unused = [p for p in self.reducer.params if id(p) not in reached]
-            self.reducer.prepare_for_backward(unused, sync)
+            self.reducer.prepare_for_backward(reached, self.require_backward_grad_sync)
         return output
 
     @contextlib.contextmanager

@@ -1,16 +1,21 @@
 """Gradient buckets for DDP: fill as backward produces gradients, all-reduce each as soon as it is full.
 
-Parameters are packed in reverse registration order (roughly the order backward produces their
-gradients). A post-accumulate-grad hook copies each gradient into its bucket's flat buffer; a full
-bucket starts an asynchronous all-reduce while backward continues. Buckets are launched strictly in
-index order so every rank issues the same collectives in the same order.
+Parameters are first packed in reverse registration order (roughly the order backward produces their
+gradients); after the first synchronised backward the buckets are rebuilt once in the order the
+gradients really arrived (rank 0's order, so every rank agrees). A post-accumulate-grad hook copies
+each gradient into its bucket's flat buffer; a full bucket starts an asynchronous all-reduce while
+backward continues. Buckets are launched strictly in index order so every rank issues the same
+collectives in the same order.
 """
 import time
 
 import numpy as np
 
+from ... import distributed as dist
+
 from ...core.tensor import Tensor
-from .comm_hooks import GradBucket, allreduce_hook
+from ...futures import Future
+from .comm_hooks import GradBucket
 
 FIRST_BUCKET_BYTES = 1 << 20
 
@@ -25,19 +30,20 @@ class Bucket:
             self.offsets.append(offset)
             offset += p._data.size
         self.buffer = Tensor._wrap(np.zeros(offset, dtype=dtype))
+        self.views = [self.buffer._data[start:start + p._data.size].reshape(p._data.shape)
+                      for p, start in zip(params, self.offsets)]
         self.pending = len(params)
         self.future = None
 
-    def view_of(self, position):
-        p = self.params[position]
-        start = self.offsets[position]
-        return self.buffer._data[start:start + p._data.size].reshape(p._data.shape)
 
+def plan_buckets(params_in_ready_order, bucket_cap_bytes, first_bucket_bytes=FIRST_BUCKET_BYTES):
+    """Group parameters, in the order their gradients are expected, under the byte caps (one dtype
+    per bucket).
 
-def plan_buckets(params, bucket_cap_bytes, first_bucket_bytes=FIRST_BUCKET_BYTES):
-    """Group parameters (reverse order, same dtype per bucket) under the byte caps."""
-    buckets, current, size, cap = [], [], 0, first_bucket_bytes
-    for p in reversed(params):
+    The first bucket is kept small so the first all-reduce starts early in backward.
+    """
+    buckets, current, size, cap = [], [], 0, min(first_bucket_bytes, bucket_cap_bytes)
+    for p in params_in_ready_order:
         nbytes = p._data.nbytes
         if current and (size + nbytes > cap or p._data.dtype != current[0]._data.dtype):
             buckets.append(current)
@@ -55,64 +61,124 @@ class Reducer:
         self.names = names
         self.process_group = process_group
         self.gradient_as_bucket_view = gradient_as_bucket_view
-        self.buckets = plan_buckets(params, bucket_cap_bytes)
-        self.location = {}
-        for bucket in self.buckets:
-            for position, p in enumerate(bucket.params):
-                self.location[id(p)] = (bucket, position)
-        self.comm_hook = allreduce_hook
+        self.bucket_cap_bytes = bucket_cap_bytes
+        self.index_of = {id(p): i for i, p in enumerate(params)}
+        self._use_buckets(plan_buckets(params[::-1], bucket_cap_bytes))
+        # Indices of parameters in the order their gradients arrived, until the buckets are rebuilt.
+        self.ready_order = []
+        self.rebuilt = False
+        self.world_size = dist.get_world_size(process_group)
+        # None: the built-in average, which divides while copying gradients into the bucket so the
+        # all-reduce result needs no second pass.
+        self.comm_hook = None
         self.comm_state = process_group
         self.active = False
         self.next_to_launch = 0
         self.ready_ids = set()
+        self.used_since_sync = set()
+        self.used_counts = None
         self.exposed_seconds = 0.0  # time backward spent waiting on communication (benchmarks read it)
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+
+    def _use_buckets(self, buckets):
+        self.buckets = buckets
+        self.location = {}
+        for bucket in buckets:
+            for position, p in enumerate(bucket.params):
+                self.location[id(p)] = (bucket, position)
+
+    def _rebuild_buckets(self):
+        """Re-plan the buckets in the order gradients arrived during the first synchronised backward.
+
+        Ranks may have seen different orders, so rank 0's is broadcast and used everywhere.
+        """
+        order = np.array(self.ready_order, dtype=np.int64)
+        if order.size != len(self.params):
+            order = np.arange(len(self.params) - 1, -1, -1, dtype=np.int64)
+        dist.broadcast(Tensor._wrap(order), src=dist.get_global_rank(self.process_group, 0)
+                       if self.process_group is not None else 0, group=self.process_group)
+        self._use_buckets(plan_buckets([self.params[i] for i in order], self.bucket_cap_bytes))
+        self.rebuilt = True
+        self.ready_order = []
 
     def register_comm_hook(self, state, hook):
         self.comm_state = state
         self.comm_hook = hook
 
-    def prepare_for_backward(self, unused=(), sync=True):
-        """Arm the buckets for one backward pass; `unused` parameters count as ready with zero grad."""
-        # A backward that reached some parameters but not all means unused parameters; a forward with
-        # no backward at all (e.g. an evaluation pass) is harmless and just re-arms.
-        if self.active and self.ready_ids and self.next_to_launch < len(self.buckets):
-            self.active = False
-            missing = [self.names[i] for i, p in enumerate(self.params) if id(p) not in self.ready_ids]
-            raise RuntimeError(
-                "Expected to have finished reduction in the prior iteration before starting a new one. "
-                "This error indicates that your module has parameters that were not used in producing loss. "
-                "You can enable unused parameter detection by passing the keyword argument "
-                "`find_unused_parameters=True` to `torch.nn.parallel.DistributedDataParallel`, or make sure "
-                f"all forward outputs participate in the loss. Parameters that did not receive grad: "
-                f"{', '.join(missing)}")
+    def prepare_for_backward(self, reached_ids=None, sync=True):
+        """Arm the buckets for the backward of the forward that just ran.
+
+        `reached_ids` (given when unused-parameter detection is on) holds the ids of the parameters
+        this forward's graph reaches; the others count as ready at once, contributing whatever
+        gradient they hold (zeros if none).
+        """
+        self._raise_if_previous_reduction_unfinished()
+        if sync and not self.rebuilt and self.ready_order:
+            self._rebuild_buckets()
+        if reached_ids is not None:
+            self.used_since_sync.update(id(p) for p in self.params if id(p) in reached_ids)
         for bucket in self.buckets:
             bucket.pending = len(bucket.params)
             bucket.future = None
         self.next_to_launch = 0
         self.ready_ids = set()
         self.active = sync
-        if sync:
-            for p in unused:
-                self._mark_ready(p, zero=True)
+        self.used_counts = None
+        if sync and reached_ids is not None:
+            self._count_users_across_ranks()
+            for p in self.params:
+                if id(p) not in reached_ids:
+                    self._mark_ready(p)
+
+    def _raise_if_previous_reduction_unfinished(self):
+        # A backward that reached some parameters but not all means unused parameters; a forward with
+        # no backward at all (e.g. an evaluation pass) is harmless and just re-arms.
+        if not (self.active and self.ready_ids and self.next_to_launch < len(self.buckets)):
+            return
+        self.active = False
+        missing = [name for name, p in zip(self.names, self.params) if id(p) not in self.ready_ids]
+        raise RuntimeError(
+            "Expected to have finished reduction in the prior iteration before starting a new one. "
+            "This error indicates that your module has parameters that were not used in producing loss. "
+            "You can enable unused parameter detection by passing the keyword argument "
+            "`find_unused_parameters=True` to `torch.nn.parallel.DistributedDataParallel`, or make sure "
+            f"all forward outputs participate in the loss. Parameters that did not receive grad on rank "
+            f"{dist.get_rank(self.process_group)}: {', '.join(missing)}")
+
+    def _count_users_across_ranks(self):
+        """Start summing, over ranks, which parameters some forward used since the last sync.
+
+        A parameter no rank used keeps its `.grad` untouched, exactly as in a single process (where
+        it would get no gradient at all); the counts travel before any bucket, on every rank alike.
+        """
+        used = np.array([id(p) in self.used_since_sync for p in self.params], dtype=np.int32)
+        self.used_since_sync = set()
+        self.used_counts = Tensor._wrap(used)
+        self._used_work = dist.all_reduce(self.used_counts, group=self.process_group, async_op=True)
 
     def _on_grad_ready(self, param):
         if self.active and id(param) not in self.ready_ids:
-            self._mark_ready(param, zero=False)
+            self._mark_ready(param)
 
-    def _mark_ready(self, param, zero):
+    def _mark_ready(self, param):
         bucket, position = self.location[id(param)]
         self.ready_ids.add(id(param))
-        view = bucket.view_of(position)
-        if zero or param.grad is None:
+        if not self.rebuilt:
+            self.ready_order.append(self.index_of[id(param)])
+        view = bucket.views[position]
+        # Multiplying by the reciprocal is exact for power-of-two world sizes and within one ulp of
+        # dividing otherwise, at a fraction of a division's cost.
+        scale = 1.0 / self.world_size if self.comm_hook is None else 1.0
+        if param.grad is None:
             view[...] = 0
-        elif self.gradient_as_bucket_view:
-            # Once .grad is a view of the bucket, backward accumulates straight into the bucket.
-            if param.grad._data.base is not bucket.buffer._data:
-                view[...] = param.grad._data
-                param.grad = Tensor._wrap(view)
+        elif self.gradient_as_bucket_view and param.grad._data.base is bucket.buffer._data:
+            # .grad already is this view: backward accumulated straight into the bucket.
+            if scale != 1.0:
+                np.multiply(view, scale, out=view)
         else:
-            view[...] = param.grad._data
+            np.multiply(param.grad._data, scale, out=view)
+            if self.gradient_as_bucket_view:
+                param.grad = Tensor._wrap(view)
         bucket.pending -= 1
         if bucket.pending == 0:
             self._launch_ready_buckets()
@@ -120,31 +186,44 @@ class Reducer:
     def _launch_ready_buckets(self):
         while self.next_to_launch < len(self.buckets) and self.buckets[self.next_to_launch].pending == 0:
             bucket = self.buckets[self.next_to_launch]
-            is_last = self.next_to_launch == len(self.buckets) - 1
-            grad_bucket = GradBucket(bucket.index, bucket.buffer, bucket.params, is_last)
-            bucket.future = self.comm_hook(self.comm_state, grad_bucket)
+            bucket.future = self._communicate(bucket)
             self.next_to_launch += 1
         if self.next_to_launch == len(self.buckets):
             self._finalize()
+
+    def _communicate(self, bucket):
+        if self.comm_hook is None:
+            work = dist.all_reduce(bucket.buffer, group=self.process_group, async_op=True)
+            return Future.from_work(work, bucket.buffer)
+        is_last = bucket.index == len(self.buckets) - 1
+        return self.comm_hook(self.comm_state, GradBucket(bucket.index, bucket.buffer, bucket.params, is_last))
 
     def _finalize(self):
         """Wait for every bucket and write the averaged gradients back into `.grad`."""
         self.active = False
         started = time.perf_counter()
+        globally_unused = set()
+        if self.used_counts is not None:
+            self._used_work.wait()
+            globally_unused = {id(p) for p, count in zip(self.params, self.used_counts._data) if count == 0}
         for bucket in self.buckets:
             result = bucket.future.wait()
             if result is not bucket.buffer and result is not None:
                 bucket.buffer._data[...] = result._data
             for position, p in enumerate(bucket.params):
-                view = bucket.view_of(position)
-                if self.gradient_as_bucket_view:
-                    if p.grad is None or p.grad._data.base is not bucket.buffer._data:
-                        p.grad = Tensor._wrap(view)
-                elif p.grad is None:
-                    p.grad = Tensor._wrap(view.copy())
-                else:
-                    p.grad._data[...] = view
+                if id(p) not in globally_unused:
+                    self._write_grad(bucket, position, p)
         self.exposed_seconds += time.perf_counter() - started
+
+    def _write_grad(self, bucket, position, p):
+        view = bucket.views[position]
+        if self.gradient_as_bucket_view:
+            if p.grad is None or p.grad._data.base is not bucket.buffer._data:
+                p.grad = Tensor._wrap(view)
+        elif p.grad is None:
+            p.grad = Tensor._wrap(view.copy())
+        else:
+            p.grad._data[...] = view
 
     def remove_hooks(self):
         for handle in self._handles:

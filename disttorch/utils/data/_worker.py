@@ -234,4 +234,4 @@ def _send(result_queue, generation, task_index, data, worker_id):
         error = ExceptionWrapper(f"while DataLoader worker process {worker_id} sent a batch (everything a "
                                  "dataset and collate_fn return must be picklable with num_workers > 0)")
         message = ForkingPickler.dumps((generation, task_index, error))
-    result_queue.put(message)
+    result_queue.put(bytes(message))

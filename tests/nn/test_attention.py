@@ -1,0 +1,100 @@
+"""MultiheadAttention and scaled_dot_product_attention against PyTorch (float64, state copied across)."""
+import numpy as np
+import pytest
+from nn_testing import assert_close, assert_same_grads, pair_inputs, torch_state_to_ours
+
+import disttorch
+from disttorch import nn
+from disttorch.nn import functional as F
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(0)
+KEY_PADDING = np.array([[False, False, True, False, True], [False, False, False, False, False]])
+FLOAT_MASK = RNG.standard_normal((3, 5))
+BOOL_MASK = np.array([[False, True, False, False, False], [False, False, True, True, False],
+                      [True, False, False, False, False]])
+
+MHA_CASES = [
+    ("basic", {}, {}),
+    ("batch_first", {"batch_first": True}, {}),
+    ("key_padding", {}, {"key_padding_mask": KEY_PADDING}),
+    ("float_mask", {}, {"attn_mask": FLOAT_MASK}),
+    ("bool_mask_per_head_weights", {}, {"attn_mask": BOOL_MASK, "average_attn_weights": False}),
+    ("kdim_vdim", {"kdim": 3, "vdim": 6}, {}),
+    ("bias_kv_zero_attn", {"add_bias_kv": True, "add_zero_attn": True}, {"key_padding_mask": KEY_PADDING}),
+    ("no_bias", {"bias": False}, {}),
+]
+
+
+def _tensors(lib, kwargs):
+    out = {}
+    for name, value in kwargs.items():
+        out[name] = lib.tensor(value) if isinstance(value, np.ndarray) else value
+    return out
+
+
+@pytest.mark.parametrize("name,ctor,call", MHA_CASES, ids=[c[0] for c in MHA_CASES])
+def test_multihead_attention_matches_torch(name, ctor, call):
+    ref = torch.nn.MultiheadAttention(8, 2, **ctor).double()
+    ours = nn.MultiheadAttention(8, 2, **ctor).double()
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    torch_state_to_ours(ref, ours)
+    batch_first = ctor.get("batch_first", False)
+    q_shape = (2, 3, 8) if batch_first else (3, 2, 8)
+    k_shape = (2, 5, ctor.get("kdim", 8)) if batch_first else (5, 2, ctor.get("kdim", 8))
+    v_shape = k_shape[:-1] + (ctor.get("vdim", 8),)
+    rng = np.random.default_rng(1)
+    q, q_ref = pair_inputs(torch, rng.standard_normal(q_shape))
+    k, k_ref = pair_inputs(torch, rng.standard_normal(k_shape))
+    v, v_ref = pair_inputs(torch, rng.standard_normal(v_shape))
+    out, weights = ours(q, k, v, **_tensors(disttorch, call))
+    out_ref, weights_ref = ref(q_ref, k_ref, v_ref, **_tensors(torch, call))
+    assert_close(out, out_ref)
+    assert_close(weights, weights_ref)
+    (out.sum() + (weights * weights).sum()).backward()
+    (out_ref.sum() + (weights_ref * weights_ref).sum()).backward()
+    for ours_in, ref_in in ((q, q_ref), (k, k_ref), (v, v_ref)):
+        assert_close(ours_in.grad, ref_in.grad)
+    assert_same_grads(ours, ref)
+
+
+def test_multihead_attention_unbatched_causal_and_repr():
+    ref = torch.nn.MultiheadAttention(4, 1).double()
+    ours = nn.MultiheadAttention(4, 1).double()
+    assert repr(ours) == repr(ref)
+    torch_state_to_ours(ref, ours)
+    x, x_ref = pair_inputs(torch, np.random.default_rng(2).standard_normal((3, 4)))
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(3, dtype=torch.float64)
+    out, w = ours(x, x, x, is_causal=True, need_weights=True)
+    out_ref, w_ref = ref(x_ref, x_ref, x_ref, attn_mask=mask, is_causal=True)
+    assert_close(out, out_ref)
+    assert_close(w, w_ref)
+    assert ours(x, x, x, need_weights=False)[1] is None
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"is_causal": True}, {"scale": 0.3}, {"mask": "bool"}, {"mask": "float"}])
+def test_scaled_dot_product_attention_matches_torch(kwargs):
+    rng = np.random.default_rng(3)
+    q, q_ref = pair_inputs(torch, rng.standard_normal((2, 2, 3, 4)))
+    k, k_ref = pair_inputs(torch, rng.standard_normal((2, 2, 5, 4)))
+    v, v_ref = pair_inputs(torch, rng.standard_normal((2, 2, 5, 4)))
+    kwargs = dict(kwargs)
+    mask_kind = kwargs.pop("mask", None)
+    ours_kw, ref_kw = dict(kwargs), dict(kwargs)
+    if mask_kind == "bool":
+        ours_kw["attn_mask"], ref_kw["attn_mask"] = disttorch.tensor(~BOOL_MASK), torch.tensor(~BOOL_MASK)
+    elif mask_kind == "float":
+        ours_kw["attn_mask"], ref_kw["attn_mask"] = disttorch.tensor(FLOAT_MASK), torch.tensor(FLOAT_MASK)
+    out = F.scaled_dot_product_attention(q, k, v, **ours_kw)
+    out_ref = torch.nn.functional.scaled_dot_product_attention(q_ref, k_ref, v_ref, **ref_kw)
+    assert_close(out, out_ref)
+    out.sum().backward()
+    out_ref.sum().backward()
+    for ours_in, ref_in in ((q, q_ref), (k, k_ref), (v, v_ref)):
+        assert_close(ours_in.grad, ref_in.grad)
+
+
+def test_multihead_attention_validates_heads():
+    with pytest.raises(AssertionError, match="divisible by num_heads"):
+        nn.MultiheadAttention(6, 4)
