@@ -1,9 +1,11 @@
-"""all_reduce float32 SUM: disttorch's ZeroMQ ring vs torch.distributed gloo.
+"""all_reduce float32 SUM: disttorch's ZeroMQ collectives vs torch.distributed gloo.
 
-Both backends are initialised in the same worker processes and measured
-alternately at each size, so they see the same machine load. Prints time,
-algbw and busbw (algbw * 2(n-1)/n) per size for world sizes 2 and 4; the last
-line compares the two at world size 2:
+Both backends are initialised in the same worker processes and measured in
+alternating rounds at each size, so they see the same machine load; a size's
+ratio is the median of the per-round ratios. Workers use one torch intra-op
+thread, as torchrun sets for multi-process jobs. Prints time, algbw and busbw
+(algbw * 2(n-1)/n) per size for world sizes 2 and 4; the last line compares the
+two at world size 2:
 
     collectives: ratio_4k=A ratio_256k=B ratio_4m=C ratio_32m=D   (gloo time / disttorch time)
 """

@@ -64,7 +64,7 @@ def _view(payload, dtype):
     return np.frombuffer(payload, dtype=dtype)
 
 
-def send_array(ch, dst, array, trackers=None):
+def send_array(ch, dst, array, trackers=None, header=None):
     """Send ``array`` to group rank ``dst`` piece by piece.
 
     Returns one entry per piece: a tracker for pieces sent zero-copy (the caller
@@ -75,16 +75,16 @@ def send_array(ch, dst, array, trackers=None):
     for low, high in spans(array):
         piece = array[low:high]
         zero_copy = piece.nbytes >= ZERO_COPY_MIN_BYTES
-        sent.append(ch.send(dst, piece, track=zero_copy))
+        sent.append(ch.send(dst, piece, track=zero_copy, header=header))
     if trackers is not None:
         trackers.extend(sent)
     return sent
 
 
-def recv_array(ch, src, out):
+def recv_array(ch, src, out, header=None):
     """Receive what ``send_array`` sent into the flat array ``out``."""
     for low, high in spans(out):
-        out[low:high] = _view(ch.recv(src), out.dtype)
+        out[low:high] = _view(ch.recv(src, header), out.dtype)
 
 
 # --------------------------------------------------------------------- all_reduce
@@ -373,10 +373,10 @@ def all_to_all(ch, outs, ins):
     """Rank r sends ``ins[j]`` to rank j and receives rank j's ``ins[r]`` into ``outs[j]``."""
     trackers = []
     for peer in ch.others():
-        send_array(ch, peer, ins[peer], trackers)
+        send_array(ch, peer, ins[peer], trackers, ch.header_for(ins[peer].size))
     outs[ch.rank][...] = ins[ch.rank]
     for peer in ch.others():
-        recv_array(ch, peer, outs[peer])
+        recv_array(ch, peer, outs[peer], ch.header_for(outs[peer].size))
     ch.wait_sent(trackers)
 
 

@@ -59,11 +59,17 @@ class Channel:
     def others(self):
         return [peer for peer in range(self.size) if peer != self.rank]
 
-    def send(self, peer, payload, track=False):
-        return self._transport.send(self._members[peer], self._header, payload, track)
+    def header_for(self, count):
+        """This collective's header for one message of ``count`` elements (all_to_all)."""
+        fields = msgpack.unpackb(self._header)
+        fields[5] = count
+        return msgpack.packb(fields)
 
-    def recv(self, peer):
-        return self._transport.recv(self._members[peer], self._header, self._ctx)
+    def send(self, peer, payload, track=False, header=None):
+        return self._transport.send(self._members[peer], header or self._header, payload, track)
+
+    def recv(self, peer, header=None):
+        return self._transport.recv(self._members[peer], header or self._header, self._ctx)
 
     def wait_sent(self, trackers):
         self._transport.wait_sent([tracker for tracker in trackers if tracker is not None],
@@ -82,8 +88,11 @@ def _host_buffer(array):
         flat = np.ascontiguousarray(array).reshape(-1)
         return flat, lambda: array.__setitem__(Ellipsis, flat.reshape(array.shape))
     if hasattr(array, "__cuda_array_interface__"):
+        from disttorch.core.backend import get_array_module
         flat = array.get().reshape(-1)
-        return flat, lambda: array.__setitem__(Ellipsis, flat.reshape(array.shape))
+        device_module = get_array_module(array)
+        return flat, lambda: array.__setitem__(
+            Ellipsis, device_module.asarray(flat.reshape(array.shape)))
     raise TypeError(f"collectives need numpy or cupy arrays, got {type(array).__name__}")
 
 
@@ -126,6 +135,12 @@ class ProcessGroup:
                 transport.raise_if_aborted(ctx, drain=True)
             except DistError as error:
                 self._failure = error
+                raise
+            except Exception as error:
+                # Anything else (a bad buffer, a numpy error) would leave the peers
+                # waiting for this rank: tell them, then report the original error.
+                self._failure = transport.abort(ctx, DistBackendError(
+                    f"rank {transport.rank} failed inside {ctx.name()}: {error!r}"))
                 raise
             finally:
                 transport.progress[self.group_id] = (seq, op, False)
@@ -225,14 +240,18 @@ class ProcessGroup:
                              f"rank), got {len(inputs)} inputs and {len(outputs)} outputs")
         staged = [_host_buffer(output) for output in outputs]
         sources = [_source_buffer(block) for block in inputs]
+        if staged[self.rank][0].size != sources[self.rank].size:
+            raise ValueError(f"all_to_all on group rank {self.rank}: the block this rank keeps has "
+                             f"{sources[self.rank].size} elements but its output slot holds "
+                             f"{staged[self.rank][0].size}")
 
         def run(ch):
             algo.all_to_all(ch, [flat for flat, _ in staged], sources)
             for _, copy_back in staged:
                 if copy_back:
                     copy_back()
-        total = sum(source.size for source in sources)
-        return self._run("all_to_all", inputs[0].dtype, total, None, run, async_op)
+        # Each message's header carries its own element count (splits may differ).
+        return self._run("all_to_all", inputs[0].dtype, -1, None, run, async_op)
 
     def barrier(self, async_op=False):
         return self._run("barrier", np.uint8, 0, None, algo.barrier, async_op)
@@ -308,13 +327,21 @@ class World:
         self.timeout = timeout
         self.backend = backend
         self.store = store
-        generation = (store.add("disttorch/init_count", 1) - 1) // world_size
-        self.transport = Transport(store, rank, world_size, master_addr,
-                                   f"disttorch/{generation}", auth.job_secret())
+        try:
+            generation = (store.add("disttorch/init_count", 1) - 1) // world_size
+            self.transport = Transport(store, rank, world_size, master_addr,
+                                       f"disttorch/{generation}", auth.job_secret())
+        except BaseException:
+            store.close()
+            raise
         self.executor = Executor()
         self.default_group = ProcessGroup(self, 0, range(world_size))
         self._next_group_id = 1
-        self.default_group.barrier()
+        try:
+            self.default_group.barrier()
+        except BaseException:
+            self.close()
+            raise
 
     def new_group(self, ranks):
         """Every rank must call this in the same order; non-members get None."""
@@ -326,9 +353,16 @@ class World:
         return ProcessGroup(self, group_id, ranks) if self.rank in ranks else None
 
     def close(self):
+        """Leave the job. Rank 0 stops the store before saying goodbye and the others
+        wait for that goodbye, so an init_process_group right after this cannot reach
+        the old store."""
         self.executor.drain()
-        self.transport.close()
-        self.store.close()
+        if self.rank == 0:
+            self.store.close()
+            self.transport.close()
+        else:
+            self.transport.close(wait_for=0)
+            self.store.close()
 
 
 def _init_from_url(init_method, rank, world_size):

@@ -21,6 +21,7 @@ DEFAULT_TIMEOUT = datetime.timedelta(seconds=300)
 _REQUEST = b"disttorch-store-request"
 _REPLY = b"disttorch-store-reply"
 _POLL_MS = 50
+_BIND_RETRY_S = 1.0
 
 
 def as_seconds(timeout):
@@ -49,13 +50,7 @@ class _StoreServer:
         self._socket = context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, 64 << 20)
-        try:
-            self._socket.bind(f"tcp://{host}:{port}")
-        except zmq.ZMQError as error:
-            self._socket.close()
-            raise DistStoreError(
-                f"cannot serve the rendezvous store on {host}:{port}: {error}; "
-                "pick a free MASTER_PORT") from error
+        self._bind(host, port)
         self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self._data = {}
         self._last_counter = {}
@@ -63,6 +58,23 @@ class _StoreServer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="disttorch-store", daemon=True)
         self._thread.start()
+
+    def _bind(self, host, port):
+        # A store closed a moment ago in this process may still hold the port while
+        # ZeroMQ's I/O thread tears it down, so retry briefly before giving up.
+        deadline = time.monotonic() + _BIND_RETRY_S
+        while True:
+            try:
+                self._socket.bind(f"tcp://{host}:{port}")
+                return
+            except zmq.ZMQError as error:
+                if error.errno == zmq.EADDRINUSE and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self._socket.close()
+                raise DistStoreError(
+                    f"cannot serve the rendezvous store on {host}:{port}: {error}; "
+                    "pick a free MASTER_PORT") from error
 
     def stop(self):
         self._stopping.set()

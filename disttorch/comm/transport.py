@@ -35,7 +35,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import auth
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistNetworkError,
-                     RankFailure)
+                     DistStoreError, RankFailure)
 
 DATA, HELLO, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(6)
 P2P_GROUP = -1
@@ -45,6 +45,7 @@ _POLL_MS = 100
 _DEATH_GRACE_S = 0.3
 _STATUS_WAIT_S = 1.0
 _FLUSH_LINGER_MS = 2000
+_GOODBYE_WAIT_S = 10.0
 # Fewer, larger socket reads and writes: the kernel caps this at net.core.[rw]mem_max.
 _SOCKET_BUFFER_BYTES = int(os.environ.get('DISTTORCH_SOCKET_BUFFER', 4 << 20))
 _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
@@ -139,7 +140,17 @@ class Transport:
              "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
         for peer in range(world_size):
             if peer != rank:
-                self._connect(peer, msgpack.unpackb(store.get(f"{prefix}/peer/{peer}")))
+                self._connect(peer, msgpack.unpackb(self._peer_info(store, prefix, peer)))
+
+    def _peer_info(self, store, prefix, peer):
+        try:
+            return store.get(f"{prefix}/peer/{peer}")
+        except DistStoreError as error:
+            raise DistStoreError(
+                f"rank {peer} did not join the job (rank {self.rank} waited "
+                f"{store.timeout:.0f}s for its address in the store); check that all "
+                f"WORLD_SIZE={self.world_size} workers were started with the same "
+                "MASTER_ADDR/MASTER_PORT") from error
 
     def _enable_curve_server(self):
         """With DISTTORCH_CURVE=1, encrypt all data traffic (for runs across hosts).
@@ -403,14 +414,25 @@ class Transport:
         return error
 
     # --------------------------------------------------------------- shutdown
-    def close(self):
+    def _await_goodbye(self, peer):
+        deadline = time.monotonic() + _GOODBYE_WAIT_S
+        while (peer not in self._left and peer not in self._dead
+               and time.monotonic() < deadline):
+            self._pump(_POLL_MS)
+            self._poll_monitors()
+
+    def close(self, wait_for=None):
         """Say goodbye, let queued data reach live peers (bounded), then close everything.
+
+        ``wait_for``: a rank whose goodbye (or death) to wait for first, bounded.
 
         Sockets live with LINGER 0; only here do live peers' DEALERs get a short
         linger, so data still queued at shutdown reaches them without ever
         blocking on a peer that is gone.
         """
         self._poll_monitors()
+        if wait_for is not None:
+            self._await_goodbye(wait_for)
         bye = msgpack.packb([BYE, self.rank])
         for peer, dealer in self._dealers.items():
             alive = peer not in self._dead

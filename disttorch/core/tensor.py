@@ -41,6 +41,8 @@ def _unwrap(x):
 
 
 class Tensor:
+    # Makes `ndarray + Tensor` defer to Tensor.__radd__ instead of converting the tensor to an array.
+    __array_priority__ = 1000
     __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_vc", "_base", "_accum",
                  "_post_acc_hooks", "__weakref__", "__dict__")
 
@@ -65,6 +67,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, arr, requires_grad=False):
+        if isinstance(arr, np.generic):
+            arr = np.asarray(arr)  # NumPy hands back scalars from 0-d maths; tensors always hold arrays
         t = Tensor.__new__(Tensor)
         t._data = arr
         t.requires_grad = requires_grad

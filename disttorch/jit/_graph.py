@@ -23,7 +23,7 @@ from ..core.tensor import Tensor
 # Ops are referenced by "module.ClassName" and resolved on load only inside these packages, so a
 # saved program can name nothing but disttorch's own ops.
 ALLOWED_OP_MODULES = ("disttorch.core.ops.", "disttorch.nn.functional.", "disttorch.nn.modules.",
-                      "disttorch.quantization.")
+                      "disttorch.quantization.", "disttorch.jit.")
 
 
 def op_name(cls):
@@ -42,6 +42,32 @@ def resolve_op(name):
     if not (isinstance(cls, type) and issubclass(cls, Function)):
         raise RuntimeError(f"traced program references op '{name}', which is not a disttorch Function")
     return cls
+
+
+class WriteThroughView(Function):
+    """Replay form of an in-place edit made through a view: the base with the view's elements replaced.
+
+    Eagerly the edit lands in shared memory and the graph only records ViewWriteBack; a replayed
+    program has no shared memory, so it must do the scatter itself. `positions` are flat indices into
+    the base, shaped like the view.
+    """
+
+    @staticmethod
+    def forward(ctx, root, view, positions):
+        out = root.copy()
+        out.reshape(-1)[positions] = view
+        ctx.positions = positions
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_root, need_view, _ = ctx.needs_input_grad
+        g_view = g.reshape(-1)[ctx.positions] if need_view else None
+        g_root = None
+        if need_root:
+            g_root = g.copy()
+            g_root.reshape(-1)[ctx.positions] = 0
+        return g_root, g_view, None
 
 
 class Node:

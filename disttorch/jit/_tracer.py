@@ -21,7 +21,8 @@ from ..core import dtype as dtypes
 from ..core.device import device as Device
 from ..core.ops import shape as shape_ops
 from ..core.tensor import Size, Tensor
-from ._graph import Node, Program, op_name
+from ._graph import Node, Program, WriteThroughView, op_name
+from ._graph import _value_ids as _graph_value_ids
 
 
 class TracerWarning(Warning):
@@ -49,6 +50,7 @@ class Recorder:
         self.next_id = 0
         self.anonymous = 0
         self.suspended = 0
+        self.quiet = 0
         self.converting = 0
         self.keep_alive = []  # ids of recorded objects must not be reused while recording
         self.names = {}
@@ -81,9 +83,11 @@ class Recorder:
         return vid
 
     def value_of(self, tensor):
-        vid = self.by_tensor.get(id(tensor))
+        # The array decides: an in-place write (or a write through a view) rebinds the memory to the
+        # newest value, and every tensor object sharing that memory must see it.
+        vid = self.by_array.get(id(tensor._data))
         if vid is None:
-            vid = self.by_array.get(id(tensor._data))
+            vid = self.by_tensor.get(id(tensor))
         if vid is None:
             if id(tensor) in self.tainted:
                 warnings.warn(
@@ -91,29 +95,30 @@ class Recorder:
                     "it is frozen into the trace as a constant and will not follow other inputs. Use an op "
                     "such as torch.where / clamp / relu, or compute it outside the traced function.",
                     TracerWarning, stacklevel=4)
-            vid = self._constant(tensor)
+            vid = self._constant(tensor, self.quiet == 0)
         return vid
 
-    def _constant(self, tensor):
+    def _constant(self, tensor, warn=True):
         name = self.names.get(id(tensor)) or self.names.get(id(tensor._data))
         array = tensor._data
         if name is None:
             name = f"_constant{self.anonymous}"
             self.anonymous += 1
-            self._warn_if_batch_shaped(array)
+            if warn:
+                self._warn_if_batch_shaped(array)
             array = array.copy()  # the original may be mutated after the trace
         vid = self.new_value(tensor, derived=False)
         self.constants[vid] = (name, array, bool(tensor.requires_grad))
         return vid
 
-    def _warn_if_batch_shaped(self, array):
+    def _warn_if_batch_shaped(self, array, stacklevel=4):
         batch_like = [s for s in array.shape if s in self.batch_sizes and s > 1]
         if batch_like:
             warnings.warn(
                 f"a tensor of shape {list(array.shape)} was created inside forward and is recorded as a "
                 f"constant; its size {batch_like[0]} matches an input's batch size, so the traced program "
                 "will be wrong for other batch sizes. Create it from the input with an op (e.g. "
-                "x.new_zeros / zeros_like / expand) or pass it as an input.", TracerWarning, stacklevel=4)
+                "x.new_zeros / zeros_like / expand) or pass it as an input.", TracerWarning, stacklevel=stacklevel)
 
     def is_derived(self, tensor):
         if id(tensor) in self.tainted:
@@ -131,12 +136,20 @@ class Recorder:
 
     def record(self, cls, args, result):
         refs = set()
-        encoded = [self.encode(a, refs, cls) for a in args]
+        # A write through a view carries the view's positions in its base; they only matter (and are
+        # checked after pruning) if the base is read again.
+        self.quiet += cls is shape_ops.ViewWriteBack
+        try:
+            encoded = [self.encode(a, refs, cls) for a in args]
+        finally:
+            self.quiet -= cls is shape_ops.ViewWriteBack
         if cls in _SHAPE_RULES and args and isinstance(args[0], Tensor):
             encoded[1] = _SHAPE_RULES[cls](args[0]._data.shape, args[1])
         derived = any(r in self.derived for r in refs)
         results = result if isinstance(result, tuple) else (result,)
         outputs = [self.new_value(r, derived) for r in results]
+        if cls is shape_ops.ViewWriteBack:
+            cls = WriteThroughView
         self.nodes.append(Node(op_name(cls), encoded, outputs, cls))
         return outputs
 
@@ -166,7 +179,7 @@ class Recorder:
         if hasattr(arg, "shape") and hasattr(arg, "dtype"):
             vid = self.by_array.get(id(arg))
             if vid is None:
-                vid = self._constant(Tensor._wrap(arg))
+                vid = self._constant(Tensor._wrap(arg), self.quiet == 0)
             refs.add(vid)
             return {"a": vid}
         raise TypeError(
@@ -194,6 +207,11 @@ class Recorder:
         constants = {vid: (name, array) for vid, (name, array, _) in self.constants.items()}
         program = Program(self.inputs, input_meta, constants, self.nodes, encoded)
         program.prune()
+        for node in program.nodes:
+            if node.cls is WriteThroughView:
+                for vid in _graph_value_ids(node.args):
+                    if vid in program.constants:
+                        self._warn_if_batch_shaped(program.constants[vid][1], stacklevel=5)
         trainable = {vid for vid, (_, _, grad) in self.constants.items() if grad}
         return program, trainable
 

@@ -2,3 +2,5 @@
 from . import functional, init, utils  # noqa: F401
 from .modules import *  # noqa: F403
 from .parameter import Buffer, Parameter  # noqa: F401
+from . import parallel  # noqa: F401
+from .parallel import DataParallel, SyncBatchNorm  # noqa: F401

@@ -222,7 +222,36 @@ def scenario_matrix():
     check_ring_consistency(check)
     dist.destroy_process_group()
     assert not dist.is_initialized()
+    check_reinit(check)
     report(rank=RANK, checks=check.count)
+
+
+def check_reinit(check):
+    """A second init_process_group in the same processes, right after destroy."""
+    dist.init_process_group("zmq", timeout=60)
+    tensor = t(np.full(5, RANK + 1, np.int64))
+    dist.all_reduce(tensor)
+    check.equal(tensor, np.full(5, WORLD * (WORLD + 1) // 2, np.int64), "all_reduce after re-init")
+    assert dist.get_backend() == "zmq" and dist.get_process_group_ranks(None) == list(range(WORLD))
+    rows = t(np.zeros((WORLD * 2, 3), np.float32))
+    dist.all_to_all_single(rows, t(np.full((WORLD * 2, 3), RANK, np.float32)))
+    check.equal(rows, np.repeat(np.arange(WORLD, dtype=np.float32), 2)[:, None].repeat(3, 1),
+                "all_to_all_single")
+    sends = [RANK + peer + 1 for peer in range(WORLD)]
+    receives = [peer + RANK + 1 for peer in range(WORLD)]
+    source = np.concatenate([np.full(rows, RANK * 100 + peer, np.int32)
+                             for peer, rows in enumerate(sends)])
+    target = t(np.zeros(sum(receives), np.int32))
+    dist.all_to_all_single(target, t(source), receives, sends)
+    check.equal(target, np.concatenate([np.full(rows, peer * 100 + RANK, np.int32)
+                                        for peer, rows in enumerate(receives)]),
+                "all_to_all_single with uneven splits")
+    outbox = [f"to {peer}" for peer in range(WORLD)] if RANK == 0 else None
+    inbox = [None]
+    dist.scatter_object_list(inbox, outbox, src=0)
+    assert inbox == [f"to {RANK}"], inbox
+    dist.monitored_barrier()
+    dist.destroy_process_group()
 
 
 def scenario_large():
@@ -313,6 +342,31 @@ def scenario_steady():
             check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce under attack")
         rounds += 1
         time.sleep(0.02)
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count)
+
+
+def scenario_init_only():
+    dist.init_process_group("zmq", timeout=2)
+    dist.destroy_process_group()
+
+
+def scenario_cuda():
+    """CUDA tensors go through host staging; results land back on the GPU."""
+    dist.init_process_group("nccl", timeout=60)
+    check = Checker()
+    everyone = [values(rank, np.float32, 70_001, 8) for rank in range(WORLD)]
+    tensor = torch.tensor(everyone[RANK], device="cuda")
+    dist.all_reduce(tensor)
+    assert tensor.device.type == "cuda"
+    check.equal(tensor.cpu(), functools.reduce(np.add, everyone), "cuda all_reduce")
+    tensor = torch.tensor(everyone[RANK], device="cuda")
+    dist.broadcast(tensor, src=0)
+    check.equal(tensor.cpu(), everyone[0], "cuda broadcast")
+    outputs = [torch.zeros(70_001, device="cuda") for _ in range(WORLD)]
+    dist.all_gather(outputs, torch.tensor(everyone[RANK], device="cuda"))
+    for rank in range(WORLD):
+        check.equal(outputs[rank].cpu(), everyone[rank], "cuda all_gather")
     dist.destroy_process_group()
     report(rank=RANK, checks=check.count)
 

@@ -104,3 +104,13 @@ def test_strangers_sending_garbage_are_ignored():
     harness.close()
     assert_all_ok(results)
     assert all(reports(output)[-1]["checks"] > 10 for _, output in results)
+
+
+@pytest.mark.timeout(60)
+def test_missing_rank_at_init_is_named():
+    procs, _ = start_job("init_only", 3)
+    procs[2].kill()
+    results = finish_job(procs[:2], timeout=50)
+    for code, output in results:
+        assert code != 0
+        assert "rank 2 did not join" in output, output

@@ -98,3 +98,44 @@ def test_scaled_dot_product_attention_matches_torch(kwargs):
 def test_multihead_attention_validates_heads():
     with pytest.raises(AssertionError, match="divisible by num_heads"):
         nn.MultiheadAttention(6, 4)
+
+
+def _transformer_pair(norm_first, batch_first):
+    kwargs = {"dim_feedforward": 16, "dropout": 0.0, "norm_first": norm_first, "batch_first": batch_first}
+    ref = torch.nn.Transformer(8, 2, 2, 1, **kwargs).double()
+    ours = nn.Transformer(8, 2, 2, 1, **kwargs).double()
+    return ours, ref
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")
+@pytest.mark.parametrize("norm_first,batch_first", [(False, False), (True, True)])
+def test_transformer_matches_torch(norm_first, batch_first):
+    ours, ref = _transformer_pair(norm_first, batch_first)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    torch_state_to_ours(ref, ours)
+    rng = np.random.default_rng(4)
+    src_shape, tgt_shape = ((2, 5, 8), (2, 3, 8)) if batch_first else ((5, 2, 8), (3, 2, 8))
+    src, src_ref = pair_inputs(torch, rng.standard_normal(src_shape))
+    tgt, tgt_ref = pair_inputs(torch, rng.standard_normal(tgt_shape))
+    tgt_mask = nn.Transformer.generate_square_subsequent_mask(3, dtype=disttorch.float64)
+    tgt_mask_ref = torch.nn.Transformer.generate_square_subsequent_mask(3, dtype=torch.float64)
+    assert_close(tgt_mask, tgt_mask_ref)
+    padding = np.array([[False, False, False, True, True], [False] * 5])
+    out = ours(src, tgt, tgt_mask=tgt_mask, src_key_padding_mask=disttorch.tensor(padding),
+               memory_key_padding_mask=disttorch.tensor(padding))
+    out_ref = ref(src_ref, tgt_ref, tgt_mask=tgt_mask_ref, src_key_padding_mask=torch.tensor(padding),
+                  memory_key_padding_mask=torch.tensor(padding))
+    assert_close(out, out_ref, rtol=1e-5, atol=1e-7)
+    out.sum().backward()
+    out_ref.sum().backward()
+    assert_close(src.grad, src_ref.grad, rtol=1e-5, atol=1e-7)
+    assert_same_grads(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_transformer_encoder_layer_with_gelu_module_matches_torch():
+    ref = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu").double()
+    ours = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu").double()
+    assert repr(ours) == repr(ref)
+    torch_state_to_ours(ref, ours)
+    x, x_ref = pair_inputs(torch, np.random.default_rng(5).standard_normal((4, 2, 8)))
+    assert_close(ours(x, is_causal=False), ref(x_ref))

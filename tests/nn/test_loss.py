@@ -74,6 +74,14 @@ CASES = [
     ("poisson", lambda m, x, t: m.nn.functional.poisson_nll_loss(x, t), PRED, np.abs(TARGET), True),
     ("poisson_full", lambda m, x, t: m.nn.functional.poisson_nll_loss(x, t, log_input=False, full=True),
      PROBS, np.abs(TARGET) * 2, False),
+    ("hinge_embedding", lambda m, x, t: m.nn.functional.hinge_embedding_loss(x, t, margin=0.5), PRED,
+     np.sign(TARGET), False),
+    ("multilabel_soft_margin", lambda m, x, t: m.nn.functional.multilabel_soft_margin_loss(
+        x, t, weight=m.tensor([1.0, 0.5, 2.0])), PRED, BINARY, False),
+    ("gaussian_nll", lambda m, x, t: m.nn.functional.gaussian_nll_loss(x, t, m.ones(5, 1) * 0.7, full=True), PRED,
+     TARGET, True),
+    ("gaussian_nll_var_grad", lambda m, x, t: m.nn.functional.gaussian_nll_loss(t, m.zeros(5, 3), x * x + 0.1,
+                                                                                reduction="sum"), PRED, TARGET, True),
 ]
 
 
@@ -183,3 +191,40 @@ def test_classification_loss_modules_match_torch():
     for ours, ref, x, t in pairs:
         assert_close(ours(disttorch.tensor(x), disttorch.tensor(t)), ref(torch.tensor(x), torch.tensor(t)),
                      rtol=1e-7, err_msg=type(ours).__name__)
+
+
+def _triple(rng, shape):
+    return [pair_inputs(torch, rng.standard_normal(shape)) for _ in range(3)]
+
+
+@pytest.mark.parametrize("name", ["margin_ranking", "cosine_embedding", "triplet", "triplet_swap_p1",
+                                  "cosine_similarity", "pairwise_distance"])
+def test_three_input_losses_and_distances_match_torch(name):
+    rng = np.random.default_rng(5)
+    (a, a_ref), (b, b_ref), (c, c_ref) = _triple(rng, (6, 4))
+    sign = np.where(rng.standard_normal(6) > 0, 1.0, -1.0)
+    calls = {
+        "margin_ranking": lambda m, x, y, z: m.nn.functional.margin_ranking_loss(
+            x[:, 0], y[:, 0], m.tensor(sign), margin=0.3),
+        "cosine_embedding": lambda m, x, y, z: m.nn.functional.cosine_embedding_loss(x, y, m.tensor(sign), margin=0.1),
+        "triplet": lambda m, x, y, z: m.nn.TripletMarginLoss(margin=2.0)(x, y, z),
+        "triplet_swap_p1": lambda m, x, y, z: m.nn.functional.triplet_margin_loss(x, y, z, p=1.0, swap=True,
+                                                                                  reduction="none"),
+        "cosine_similarity": lambda m, x, y, z: m.nn.CosineSimilarity(dim=1)(x, y),
+        "pairwise_distance": lambda m, x, y, z: m.nn.PairwiseDistance(keepdim=True)(x, y),
+    }
+    ours, ref = calls[name](disttorch, a, b, c), calls[name](torch, a_ref, b_ref, c_ref)
+    assert_close(ours, ref)
+    probe = np.random.default_rng(1).standard_normal(tuple(ref.shape))
+    ours.backward(disttorch.tensor(probe))
+    ref.backward(torch.tensor(probe))
+    for x, x_ref in ((a, a_ref), (b, b_ref), (c, c_ref)):
+        if x_ref.grad is not None:
+            assert_close(x.grad, x_ref.grad, err_msg=name)
+
+
+def test_gaussian_nll_rejects_bad_variance():
+    with pytest.raises(ValueError, match="negative"):
+        F.gaussian_nll_loss(disttorch.zeros(2, 2), disttorch.zeros(2, 2), -disttorch.ones(2, 2))
+    with pytest.raises(ValueError, match="incorrect size"):
+        F.gaussian_nll_loss(disttorch.zeros(2, 3), disttorch.zeros(2, 3), disttorch.ones(3, 2))

@@ -53,9 +53,7 @@ def broadcast_error(op, a_shape, b_shape):
 
 
 def check_same_device(op, a, b):
-    if type(a._data) is not type(b._data) or (
-        hasattr(a._data, "device") and not isinstance(a._data, np.ndarray) and a._data.device != b._data.device
-    ):
+    if a.device != b.device:
         raise RuntimeError(
             f"{op}: expected all tensors to be on the same device, but found at least two devices, "
             f"{a.device} and {b.device}!"
@@ -80,6 +78,15 @@ def promote_operands(a, b):
         else:
             target = dt.promote_with_scalar(ta, tb._category)
         return (a if ta is target else a.to(target)), (b if tb is target else b.to(target))
+    # NumPy operands take part as tensors, NumPy scalars as Python scalars, as in PyTorch.
+    if isinstance(a, np.ndarray):
+        return promote_operands(Tensor._wrap(a), b)
+    if isinstance(b, np.ndarray):
+        return promote_operands(a, Tensor._wrap(b))
+    if isinstance(a, np.generic):
+        a = a.item()
+    if isinstance(b, np.generic):
+        b = b.item()
     if a_is_t:
         return _with_scalar(a, b), b
     if b_is_t:

@@ -1,13 +1,17 @@
 """Loss functions. Cross-entropy and NLL are single fused nodes; the elementwise losses share one node type
 that computes the loss and its local derivatives in the forward pass."""
 import functools
+import math
 import warnings
 
 import numpy as np
 
 from ...core.autograd import Function
 from ...core.backend import get_array_module
+from ...core.ops import elementwise as ew
 from ...core.ops._util import sum_to
+from .activation import logsigmoid
+from .distance import pairwise_distance
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -279,6 +283,79 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
         raise NotImplementedError("poisson_nll_loss with full=True does not differentiate the target; detach it")
     pointwise = functools.partial(_poisson_pointwise, log_input=log_input, full=full, eps=eps)
     return ElementwiseLoss.apply(input, target.to(input.dtype), pointwise, reduction)
+
+
+# ---- losses composed from core ops (their nodes carry the backward) ---------------------------------------
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _resolve_reduction(reduction, size_average, reduce)
+    if not input1.dim() == input2.dim() == target.dim():
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: {input1.shape}, input2: {input2.shape}, target: {target.shape} ")
+    return _reduce(ew.clamp(-target * (input1 - input2) + margin, min=0.0), reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _resolve_reduction(reduction, size_average, reduce)
+    margin_part = ew.where(target != 1, ew.clamp(margin - input, min=0.0), 0.0)
+    self_part = ew.where(target != -1, input, 0.0)
+    return _reduce(margin_part + self_part, reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _resolve_reduction(reduction, size_average, reduce)
+    eps = 1e-12
+    dim = input1.dim() - 1
+    dot = (input1 * input2).sum(dim)
+    cos = dot / ew.sqrt(((input1 * input1).sum(dim) + eps) * ((input2 * input2).sum(dim) + eps))
+    loss = ew.where(target == 1, 1 - cos, 0.0) + ew.where(target == -1, ew.clamp(cos - margin, min=0.0), 0.0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-06, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    reduction = _resolve_reduction(reduction, size_average, reduce)
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = ew.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(ew.clamp(margin + d_pos - d_neg, min=0.0), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    reduction = _resolve_reduction(reduction, size_average, reduce)
+    target = target.to(input.dtype)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss.sum(input.dim() - 1) / input.shape[-1], reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-06, reduction="mean"):
+    reduction = _resolve_reduction(reduction)
+    if isinstance(var, (int, float)):
+        var = input.new_full(tuple(input.shape), float(var))
+    if var.shape != input.shape:
+        if tuple(var.shape) == tuple(input.shape[:-1]):
+            var = var.unsqueeze(-1)
+        elif not (tuple(var.shape[:-1]) == tuple(input.shape[:-1]) and var.shape[-1] == 1):
+            raise ValueError(f"var is of incorrect size: {list(var.shape)} for an input of size "
+                             f"{list(input.shape)}; use the input's shape, or it with the last dim 1 or dropped")
+    if bool((var < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    # The clamp keeps the loss finite without changing the gradient, as in PyTorch.
+    var = var + (ew.clamp(var.detach(), min=eps) - var.detach())
+    loss = 0.5 * (ew.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
 
 
 # ---- class-index losses: cross-entropy and NLL ----------------------------------------------------------

@@ -94,6 +94,30 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return Normalize.apply(input, weight, bias, mean, invstd, axes, param_shape, training)
 
 
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-05):
+    """Normalise each (sample, channel) slice over its spatial dims."""
+    if input.dim() < 3:
+        raise ValueError(f"instance_norm expects an input of at least 3 dimensions (N, C, ...), got {input.dim()}D")
+    x = input._data
+    axes = tuple(range(2, x.ndim))
+    param_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if use_input_stats:
+        count = x[0, 0].size
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
+        mean, var, invstd = _statistics(x, axes, eps)
+        if running_mean is not None:
+            _update_running(running_mean, mean.mean(axis=0), momentum)
+        if running_var is not None:
+            _update_running(running_var, (var * (count / (count - 1))).mean(axis=0), momentum)
+    else:
+        xp = get_array_module(x)
+        mean = running_mean._data.reshape(param_shape).astype(x.dtype, copy=False)
+        invstd = (1.0 / xp.sqrt(running_var._data.reshape(param_shape) + eps)).astype(x.dtype, copy=False)
+    return Normalize.apply(input, weight, bias, mean, invstd, axes, param_shape, use_input_stats)
+
+
 def _trailing_axes(input, normalized_shape):
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)

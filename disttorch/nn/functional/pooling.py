@@ -22,14 +22,15 @@ def _geometry(x_hw, kernel, stride, padding, dilation, ceil_mode):
 
 class MaxPool2dFunction(Function):
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode, position_sink=None):
+        """position_sink: a list that receives the winning kernel positions (for return_indices)."""
         xp = get_array_module(x)
         out_hw, extra = _geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
         (ph, pw), (eh, ew) = padding, extra
         fill = -xp.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         x_padded = pad2d(x, ph, ph + eh, pw, pw + ew, fill)
         positions = kernel[0] * kernel[1]
-        pos_type = xp.int8 if positions <= 127 else xp.int16
+        pos_type = xp.int8 if positions <= 127 else xp.int32
         best = best_pos = None
         # Strict '>' keeps the first maximum, as PyTorch does; positions are row-major kernel offsets.
         # Positions only grow, so max(best_pos, better * pos) records the newest winner without
@@ -45,6 +46,8 @@ class MaxPool2dFunction(Function):
             xp.maximum(best, candidate, out=best)
         ctx.geometry = (x.shape, x_padded.shape[2:], kernel, stride, padding, dilation, out_hw)
         ctx.save_for_backward(best_pos)
+        if position_sink is not None:
+            position_sink.append(best_pos)
         return best
 
     @staticmethod
@@ -64,7 +67,7 @@ class MaxPool2dFunction(Function):
                 xp.multiply(best_pos == pos, grad, out=canvas[:, :, rows, cols])
             else:
                 canvas[:, :, rows, cols] += (best_pos == pos) * grad
-        return canvas[:, :, ph:ph + in_shape[2], pw:pw + in_shape[3]], None, None, None, None, None
+        return canvas[:, :, ph:ph + in_shape[2], pw:pw + in_shape[3]], None, None, None, None, None, None
 
     @staticmethod
     def flat_indices(best_pos, in_hw, kernel, stride, padding, dilation):
@@ -177,23 +180,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     _check_output("max_pool2d", x, kernel, stride, padding, dilation, ceil_mode)
-    out = MaxPool2dFunction.apply(x, kernel, stride, padding, dilation, ceil_mode)
+    position_sink = [] if return_indices else None
+    out = MaxPool2dFunction.apply(x, kernel, stride, padding, dilation, ceil_mode, position_sink)
     if not return_indices:
         return out.squeeze(0) if unbatched else out
-    if out.grad_fn is not None:
-        best_pos = out.grad_fn.saved_tensors[0]
-    else:
-        best_pos = _recompute_positions(x, kernel, stride, padding, dilation, ceil_mode)
-    flat = MaxPool2dFunction.flat_indices(best_pos, x.shape[2:], kernel, stride, padding, dilation)
+    flat = MaxPool2dFunction.flat_indices(position_sink[0], x.shape[2:], kernel, stride, padding, dilation)
     indices = Tensor._wrap(flat.astype(np.int64))
     return (out.squeeze(0), indices.squeeze(0)) if unbatched else (out, indices)
-
-
-def _recompute_positions(x, kernel, stride, padding, dilation, ceil_mode):
-    """Without a graph node the kernel positions were dropped; run the forward once more to get them."""
-    ctx = MaxPool2dFunction.__new__(MaxPool2dFunction)
-    MaxPool2dFunction.forward(ctx, x._data, kernel, stride, padding, dilation, ceil_mode)
-    return ctx._saved[0]
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

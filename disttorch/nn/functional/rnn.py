@@ -26,7 +26,7 @@ def _input_projection(x, w_ih, bias):
     return projected.reshape(steps, batch, -1)
 
 
-def _weight_grads(ctx, x, gate_grads, hidden_grads, h_prev, reverse):
+def _weight_grads(ctx, x, w_ih, gate_grads, hidden_grads, h_prev, reverse):
     """Gradients of x, w_ih, w_hh and the two biases from per-step gate gradients (processing order).
 
     gate_grads: d(loss)/d(input projection); hidden_grads: d(loss)/d(recurrent projection).
@@ -36,7 +36,6 @@ def _weight_grads(ctx, x, gate_grads, hidden_grads, h_prev, reverse):
     flat_gates = gate_grads.reshape(steps * batch, -1)
     flat_hidden = hidden_grads.reshape(steps * batch, -1)
     need_x, need_w_ih, need_w_hh, need_b_ih, need_b_hh = ctx.needs_input_grad[:5]
-    w_ih, w_hh = ctx.weights
     grad_x = grad_w_ih = grad_w_hh = grad_b_ih = grad_b_hh = None
     if need_x:
         grad_x = _in_order((flat_gates @ w_ih).reshape(x.shape), reverse)
@@ -69,16 +68,14 @@ class RNNTanhReluLayer(Function):
                 xp.maximum(step, 0, out=states[t + 1])
             else:
                 xp.tanh(step, out=states[t + 1])
-        ctx.save_for_backward(x, states)
-        ctx.weights = (w_ih, w_hh)
+        ctx.save_for_backward(x, w_ih, w_hh, states)
         ctx.mode = (reverse, relu)
         return _in_order(states[1:], reverse)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, states = ctx.saved_tensors
+        x, w_ih, w_hh, states = ctx.saved_tensors
         reverse, relu = ctx.mode
-        _, w_hh = ctx.weights
         grad_out = _in_order(grad_out, reverse)
         outputs = states[1:]
         derivative = (outputs > 0).astype(outputs.dtype) if relu else 1 - outputs * outputs
@@ -90,7 +87,7 @@ class RNNTanhReluLayer(Function):
             xp.add(grad_out[t], carried, out=step)
             step *= derivative[t]
             carried = step @ w_hh
-        grads = _weight_grads(ctx, x, pre_grads, pre_grads, states[:-1], reverse)
+        grads = _weight_grads(ctx, x, w_ih, pre_grads, pre_grads, states[:-1], reverse)
         grad_h0 = carried if ctx.needs_input_grad[5] else None
         return grads + (grad_h0, None, None)
 
@@ -129,8 +126,7 @@ class LSTMLayer(Function):
             cell += act[:, :hidden] * act[:, 2 * hidden:3 * hidden]
             xp.tanh(cell, out=tanh_cells[t])
             xp.multiply(act[:, 3 * hidden:], tanh_cells[t], out=states[t + 1])
-        ctx.save_for_backward(x, gates, states, cells, tanh_cells)
-        ctx.weights = (w_ih, w_hh)
+        ctx.save_for_backward(x, w_ih, w_hh, gates, states, cells, tanh_cells)
         ctx.reverse = reverse
         out = xp.empty((steps + 1, batch, hidden), dtype=x.dtype)
         out[:steps] = _in_order(states[1:], reverse)
@@ -139,9 +135,8 @@ class LSTMLayer(Function):
 
     @staticmethod
     def backward(ctx, grad_packed):
-        x, gates, states, cells, tanh_cells = ctx.saved_tensors
+        x, w_ih, w_hh, gates, states, cells, tanh_cells = ctx.saved_tensors
         reverse = ctx.reverse
-        _, w_hh = ctx.weights
         xp = get_array_module(grad_packed)
         steps, batch, four_hidden = gates.shape
         hidden = four_hidden // 4
@@ -169,7 +164,7 @@ class LSTMLayer(Function):
             xp.multiply(grad_h, hidden_factor[t], out=by_gate[:, 3])
             grad_h = gate_grads[t] @ w_hh
             grad_c *= forget[t]
-        grads = _weight_grads(ctx, x, gate_grads, gate_grads, states[:-1], reverse)
+        grads = _weight_grads(ctx, x, w_ih, gate_grads, gate_grads, states[:-1], reverse)
         need_h0, need_c0 = ctx.needs_input_grad[5:7]
         return grads + (grad_h if need_h0 else None, grad_c if need_c0 else None, None)
 
@@ -210,16 +205,14 @@ class GRULayer(Function):
             xp.subtract(states[t], n, out=h_next)
             h_next *= rz[:, hidden:]
             h_next += n
-        ctx.save_for_backward(x, states, reset_update, candidates, recurrent_n)
-        ctx.weights = (w_ih, w_hh)
+        ctx.save_for_backward(x, w_ih, w_hh, states, reset_update, candidates, recurrent_n)
         ctx.reverse = reverse
         return _in_order(states[1:], reverse)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, states, reset_update, candidates, recurrent_n = ctx.saved_tensors
+        x, w_ih, w_hh, states, reset_update, candidates, recurrent_n = ctx.saved_tensors
         reverse = ctx.reverse
-        _, w_hh = ctx.weights
         xp = get_array_module(grad_out)
         steps, batch, hidden = candidates.shape
         grad_out = _in_order(grad_out, reverse)
@@ -243,7 +236,7 @@ class GRULayer(Function):
             d_hid[:, :2 * hidden] = d_in[:, :2 * hidden]
             xp.multiply(grad_n_pre, reset[t], out=d_hid[:, 2 * hidden:])
             grad_h = grad_h * update[t] + d_hid @ w_hh
-        grads = _weight_grads(ctx, x, input_grads, hidden_grads, states[:-1], reverse)
+        grads = _weight_grads(ctx, x, w_ih, input_grads, hidden_grads, states[:-1], reverse)
         return grads + (grad_h if ctx.needs_input_grad[5] else None, None)
 
 

@@ -64,8 +64,9 @@ class Reducer:
         self.bucket_cap_bytes = bucket_cap_bytes
         self.index_of = {id(p): i for i, p in enumerate(params)}
         self._use_buckets(plan_buckets(params[::-1], bucket_cap_bytes))
-        # Indices of parameters in the order their gradients arrived, until the buckets are rebuilt.
+        # Parameter indices in the order gradients became ready, kept until the buckets are rebuilt.
         self.ready_order = []
+        self.arrival_order = None
         self.rebuilt = False
         self.world_size = dist.get_world_size(process_group)
         # None: the built-in average, which divides while copying gradients into the bucket so the
@@ -77,7 +78,7 @@ class Reducer:
         self.ready_ids = set()
         self.used_since_sync = set()
         self.used_counts = None
-        self.exposed_seconds = 0.0  # time backward spent waiting on communication (benchmarks read it)
+        self.exposed_seconds = 0.0  # time backward spent waiting for communication (benchmarks read it)
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
 
     def _use_buckets(self, buckets):
@@ -92,14 +93,11 @@ class Reducer:
 
         Ranks may have seen different orders, so rank 0's is broadcast and used everywhere.
         """
-        order = np.array(self.ready_order, dtype=np.int64)
-        if order.size != len(self.params):
-            order = np.arange(len(self.params) - 1, -1, -1, dtype=np.int64)
-        dist.broadcast(Tensor._wrap(order), src=dist.get_global_rank(self.process_group, 0)
-                       if self.process_group is not None else 0, group=self.process_group)
-        self._use_buckets(plan_buckets([self.params[i] for i in order], self.bucket_cap_bytes))
+        order = Tensor._wrap(np.array(self.arrival_order, dtype=np.int64))
+        root = 0 if self.process_group is None else dist.get_global_rank(self.process_group, 0)
+        dist.broadcast(order, src=root, group=self.process_group)
+        self._use_buckets(plan_buckets([self.params[i] for i in order._data], self.bucket_cap_bytes))
         self.rebuilt = True
-        self.ready_order = []
 
     def register_comm_hook(self, state, hook):
         self.comm_state = state
@@ -113,7 +111,7 @@ class Reducer:
         gradient they hold (zeros if none).
         """
         self._raise_if_previous_reduction_unfinished()
-        if sync and not self.rebuilt and self.ready_order:
+        if sync and not self.rebuilt and self.arrival_order is not None:
             self._rebuild_buckets()
         if reached_ids is not None:
             self.used_since_sync.update(id(p) for p in self.params if id(p) in reached_ids)
@@ -122,6 +120,7 @@ class Reducer:
             bucket.future = None
         self.next_to_launch = 0
         self.ready_ids = set()
+        self.ready_order = []
         self.active = sync
         self.used_counts = None
         if sync and reached_ids is not None:
@@ -201,19 +200,21 @@ class Reducer:
     def _finalize(self):
         """Wait for every bucket and write the averaged gradients back into `.grad`."""
         self.active = False
+        if self.arrival_order is None:
+            self.arrival_order = self.ready_order
         started = time.perf_counter()
+        results = [bucket.future.wait() for bucket in self.buckets]
         globally_unused = set()
         if self.used_counts is not None:
             self._used_work.wait()
             globally_unused = {id(p) for p, count in zip(self.params, self.used_counts._data) if count == 0}
-        for bucket in self.buckets:
-            result = bucket.future.wait()
+        self.exposed_seconds += time.perf_counter() - started
+        for bucket, result in zip(self.buckets, results):
             if result is not bucket.buffer and result is not None:
                 bucket.buffer._data[...] = result._data
             for position, p in enumerate(bucket.params):
                 if id(p) not in globally_unused:
                     self._write_grad(bucket, position, p)
-        self.exposed_seconds += time.perf_counter() - started
 
     def _write_grad(self, bucket, position, p):
         view = bucket.views[position]

@@ -1,154 +1,170 @@
 """How batches travel from DataLoader workers to the main process.
 
-Small arrays are pickled through the result queue. Large ones (images, stacked batches) are written once
-into a file in /dev/shm; the main process maps that file, unlinks it at once, and wraps the mapping as the
-array, so the bytes are copied once instead of through pickle, pipe and unpickle. Every file a loader's
-workers create starts with the loader's prefix, so whatever was never delivered (a stale epoch, a worker
-killed mid-send) is removed at shutdown by prefix.
+Small arrays are pickled through the result queue. Large ones (images, stacked batches) live in anonymous
+shared memory (memfd): default_collate stacks the batch straight into it in the worker, the worker passes
+the file descriptors over a Unix socket (SCM_RIGHTS) and the main process maps them as the batch's arrays.
+The bytes are written once and never copied through pickle and a pipe. The memory has no name, so the
+kernel frees it when the last mapping or descriptor goes away, even if a process is killed mid-transfer.
 """
 import collections.abc
-import glob
-import itertools
 import mmap
 import os
-import secrets
+import socket
 
 import numpy as np
 
 from disttorch.core.tensor import Tensor
 
-SHARED_MEMORY_DIR = "/dev/shm"
 MIN_SHARED_BYTES = 1 << 18
+# Linux accepts at most 253 descriptors in one message (SCM_MAX_FD).
+_FDS_PER_MESSAGE = 200
 
 
 class Payload:
-    """One array in transit: inline (`array`) or in a shared-memory file (`path`)."""
+    """One array in transit: inline (`array`) or as the `fd_index`-th descriptor sent with the message."""
 
-    __slots__ = ("array", "path", "dtype", "shape", "as_tensor")
+    __slots__ = ("array", "fd_index", "dtype", "shape", "as_tensor")
 
-    def __init__(self, array, path, dtype, shape, as_tensor):
-        self.array, self.path, self.dtype, self.shape, self.as_tensor = array, path, dtype, shape, as_tensor
+    def __init__(self, array, fd_index, dtype, shape, as_tensor):
+        self.array, self.fd_index, self.dtype, self.shape = array, fd_index, dtype, shape
+        self.as_tensor = as_tensor
 
     def __reduce__(self):
-        return (Payload, (self.array, self.path, self.dtype, self.shape, self.as_tensor))
+        return (Payload, (self.array, self.fd_index, self.dtype, self.shape, self.as_tensor))
 
 
-def new_prefix():
-    """A file-name prefix unique to one loader iterator, or None where /dev/shm is unavailable."""
-    if not os.path.isdir(SHARED_MEMORY_DIR) or not os.access(SHARED_MEMORY_DIR, os.W_OK):
-        return None
-    return os.path.join(SHARED_MEMORY_DIR, f"disttorch-loader-{os.getpid()}-{secrets.token_hex(6)}")
+def shared_memory_supported(context):
+    return (hasattr(os, "memfd_create") and hasattr(socket, "send_fds")
+            and context.get_start_method() == "fork")
+
+
+def open_channel():
+    """(main_end, worker_end): a packet socket pair that keeps each descriptor batch separate."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
 
 class Sender:
-    """Worker side: turns tensors/arrays in a batch into Payloads.
+    """Worker side. `allocate` hands default_collate shared output arrays; `pack` turns the tensors and
+    arrays of a batch into Payloads plus the descriptors to send along."""
 
-    `allocate` hands default_collate shared-memory output arrays; a batch that arrives in one of them
-    is sent by file name without another copy.
-    """
-
-    def __init__(self, prefix, worker_id):
-        self.prefix = None if prefix is None else f"{prefix}-w{worker_id}"
-        self.counter = itertools.count()
-        self.allocated = {}  # id(array) -> (array, path) for shared arrays not yet sent
+    def __init__(self, channel):
+        self.channel = channel
+        self.allocated = {}  # id(array) -> (array, fd) for shared arrays not yet packed
 
     def allocate(self, shape, dtype):
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        if self.prefix is None or nbytes < MIN_SHARED_BYTES:
+        if self.channel is None or nbytes < MIN_SHARED_BYTES:
             return None
-        path = self._new_file(nbytes)
-        array = _map_file(path, nbytes, dtype, shape)
-        self.allocated[id(array)] = (array, path)
+        fd = _new_memory(nbytes)
+        array = _map(fd, nbytes, dtype, shape)
+        self.allocated[id(array)] = (array, fd)
         return array
 
     def pack(self, data):
+        fds = []
         try:
-            return _map_structure(data, self._pack_leaf)
+            packed = _map_structure(data, lambda value: self._pack_leaf(value, fds))
+        except BaseException:
+            close_all(fds)
+            raise
         finally:
             self.drop_unsent()
+        return packed, fds
 
     def drop_unsent(self):
-        """Remove shared arrays that did not end up in a payload (collate_fn replaced them, or failed)."""
-        for _, path in self.allocated.values():
-            os.unlink(path)
+        """Release shared arrays that did not end up in a payload (collate_fn replaced them, or failed)."""
+        close_all(fd for _, fd in self.allocated.values())
         self.allocated.clear()
 
-    def _pack_leaf(self, value):
+    def send(self, fds):
+        """Send the descriptors (before the message they belong to is queued), then drop our copies."""
+        try:
+            for start in range(0, len(fds), _FDS_PER_MESSAGE):
+                socket.send_fds(self.channel, [b"f"], fds[start:start + _FDS_PER_MESSAGE])
+        finally:
+            close_all(fds)
+
+    def _pack_leaf(self, value, fds):
         if isinstance(value, Tensor):
             array = value._data if isinstance(value._data, np.ndarray) else value._data.get()
-            return self._payload(array, as_tensor=True)
+            return self._payload(array, True, fds)
         if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
-            return self._payload(value, as_tensor=False)
+            return self._payload(value, False, fds)
         return value
 
-    def _payload(self, array, as_tensor):
-        already_shared = self.allocated.pop(id(array), None)
-        if already_shared is not None and already_shared[0] is array:
-            return Payload(None, already_shared[1], array.dtype.str, array.shape, as_tensor)
-        if self.prefix is None or array.nbytes < MIN_SHARED_BYTES:
+    def _payload(self, array, as_tensor, fds):
+        shared = self.allocated.pop(id(array), None)
+        if shared is not None and shared[0] is array:
+            fd = shared[1]
+        elif self.channel is None or array.nbytes < MIN_SHARED_BYTES:
             return Payload(array, None, None, None, as_tensor)
-        path = self._new_file(array.nbytes)
-        np.copyto(_map_file(path, array.nbytes, array.dtype, array.shape), array)
-        return Payload(None, path, array.dtype.str, array.shape, as_tensor)
-
-    def _new_file(self, nbytes):
-        path = f"{self.prefix}-{next(self.counter)}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, nbytes)
-        finally:
-            os.close(fd)
-        return path
+        else:
+            fd = _new_memory(array.nbytes)
+            np.copyto(_map(fd, array.nbytes, array.dtype, array.shape), array)
+        fds.append(fd)
+        return Payload(None, len(fds) - 1, array.dtype.str, array.shape, as_tensor)
 
 
-def _map_file(path, nbytes, dtype, shape):
-    fd = os.open(path, os.O_RDWR)
+def _new_memory(nbytes):
+    fd = os.memfd_create("disttorch-batch", os.MFD_CLOEXEC)
     try:
-        mapping = mmap.mmap(fd, nbytes)
-    finally:
+        os.ftruncate(fd, nbytes)
+    except BaseException:
         os.close(fd)
-    return np.frombuffer(mapping, dtype=dtype).reshape(shape)
+        raise
+    return fd
 
 
-def _attach(payload):
-    if payload.path is None:
-        array = payload.array
-    else:
-        dtype = np.dtype(payload.dtype)
-        try:
-            array = _map_file(payload.path, int(np.prod(payload.shape)) * dtype.itemsize, dtype, payload.shape)
-        finally:
-            # the mapping keeps the memory alive; unlinking now means nothing is left behind later
-            os.unlink(payload.path)
-    return Tensor._wrap(array) if payload.as_tensor else array
+def _map(fd, nbytes, dtype, shape):
+    return np.frombuffer(mmap.mmap(fd, nbytes), dtype=dtype).reshape(shape)
 
 
-def unpack(data):
-    """Main side: rebuild tensors and arrays from Payloads."""
-    return _map_structure(data, lambda value: _attach(value) if isinstance(value, Payload) else value)
+def close_all(fds):
+    for fd in fds:
+        os.close(fd)
 
 
-def discard(data):
-    """Main side: free the shared memory of a batch that will not be delivered."""
-    def unlink(value):
-        if isinstance(value, Payload) and value.path is not None:
-            try:
-                os.unlink(value.path)
-            except FileNotFoundError:
-                pass
+def _count_shared(data):
+    count = 0
+
+    def visit(value):
+        nonlocal count
+        if isinstance(value, Payload) and value.fd_index is not None:
+            count += 1
         return value
-    _map_structure(data, unlink)
+    _map_structure(data, visit)
+    return count
 
 
-def remove_leftovers(prefix):
-    if prefix is None:
-        return
-    for path in glob.glob(glob.escape(prefix) + "-*"):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+def receive_fds(data, channel):
+    """Main side: the descriptors a worker sent ahead of `data`; call once per message, in arrival order."""
+    count = _count_shared(data)
+    fds = []
+    while len(fds) < count:
+        _, received, _, _ = socket.recv_fds(channel, 1, _FDS_PER_MESSAGE)
+        if not received:
+            close_all(fds)
+            raise RuntimeError("DataLoader worker closed its shared-memory channel in the middle of a batch")
+        fds.extend(received)
+    return fds
+
+
+def unpack(data, fds):
+    """Main side: rebuild tensors and arrays from Payloads, mapping the descriptors that came with them."""
+    def attach(value):
+        if not isinstance(value, Payload):
+            return value
+        if value.fd_index is None:
+            array = value.array
+        else:
+            dtype = np.dtype(value.dtype)
+            array = _map(fds[value.fd_index], int(np.prod(value.shape)) * dtype.itemsize, dtype, value.shape)
+        return Tensor._wrap(array) if value.as_tensor else array
+    try:
+        return _map_structure(data, attach)
+    finally:
+        close_all(fds)  # the mappings keep the memory alive
 
 
 def _map_structure(value, leaf_fn):

@@ -17,7 +17,7 @@ import numpy as np
 from disttorch.core.tensor import Tensor
 
 from ._collate import set_stack_output_allocator
-from ._transport import Sender
+from ._transport import Sender, close_all
 
 # How often a blocked worker or main process wakes up to check that its peer is still alive.
 STATUS_CHECK_INTERVAL = 1.0
@@ -165,24 +165,40 @@ def seed_worker(seed):
     np.random.seed(seed % 2 ** 32)
 
 
-def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, auto_collation, collate_fn,
-                drop_last, base_seed, worker_init_fn, worker_id, num_workers, parent_pid, shared_prefix):
+class WorkerSetup:
+    """What every worker of one loader iterator needs, sent once when the worker starts."""
+
+    def __init__(self, fetcher_class, dataset, auto_collation, collate_fn, drop_last, base_seed,
+                 worker_init_fn, num_workers):
+        self.fetcher_class = fetcher_class
+        self.dataset = dataset
+        self.auto_collation = auto_collation
+        self.collate_fn = collate_fn
+        self.drop_last = drop_last
+        self.base_seed = base_seed
+        self.worker_init_fn = worker_init_fn
+        self.num_workers = num_workers
+
+    def make_fetcher(self):
+        return self.fetcher_class(self.dataset, self.auto_collation, self.collate_fn, self.drop_last)
+
+
+def worker_loop(setup, worker_id, index_queue, result_queue, done_event, parent_pid, channel):
     global _worker_info
     try:
-        seed = base_seed + worker_id
+        seed = setup.base_seed + worker_id
         seed_worker(seed)
-        _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset)
-        pending_error = None
+        _worker_info = WorkerInfo(id=worker_id, num_workers=setup.num_workers, seed=seed, dataset=setup.dataset)
+        fetcher, pending_error = None, None
         try:
-            if worker_init_fn is not None:
-                worker_init_fn(worker_id)
-            fetcher = fetcher_class(dataset, auto_collation, collate_fn, drop_last)
+            if setup.worker_init_fn is not None:
+                setup.worker_init_fn(worker_id)
+            fetcher = setup.make_fetcher()
         except Exception:
             pending_error = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
-        sender = Sender(shared_prefix, worker_id)
+        sender = Sender(channel)
         set_stack_output_allocator(sender.allocate)
-        _serve(fetcher_class, fetcher if pending_error is None else None, pending_error, dataset, index_queue,
-               result_queue, done_event, auto_collation, collate_fn, drop_last, worker_id, parent_pid, sender)
+        _serve(setup, worker_id, fetcher, pending_error, index_queue, result_queue, done_event, parent_pid, sender)
     except KeyboardInterrupt:
         pass
     if done_event.is_set():
@@ -191,8 +207,8 @@ def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, a
         result_queue.close()
 
 
-def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_queue, done_event,
-           auto_collation, collate_fn, drop_last, worker_id, parent_pid, sender):
+def _serve(setup, worker_id, fetcher, pending_error, index_queue, result_queue, done_event, parent_pid, sender):
+    where = f"in DataLoader worker process {worker_id}"
     iteration_ended = False
     while os.getppid() == parent_pid:
         try:
@@ -203,35 +219,40 @@ def _serve(fetcher_class, fetcher, pending_error, dataset, index_queue, result_q
             return
         if isinstance(message, ResumeIteration):
             iteration_ended = False
-            fetcher = fetcher_class(dataset, auto_collation, collate_fn, drop_last)
+            fetcher = setup.make_fetcher()
             continue
         if done_event.is_set() or iteration_ended:
             continue
         generation, task_index, indices = message
+        data, fds = pending_error, []
         if pending_error is not None:
-            data, pending_error = pending_error, None
+            pending_error = None
         else:
             try:
-                data = sender.pack(fetcher.fetch(indices))
+                data, fds = sender.pack(fetcher.fetch(indices))
             except StopIteration:
-                if fetcher_class is not IterableFetcher:
-                    data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+                if setup.fetcher_class is not IterableFetcher:
+                    data = ExceptionWrapper(where)
                 else:
                     data, iteration_ended = IterableEnd(worker_id), True
             except Exception:
-                data = ExceptionWrapper(f"in DataLoader worker process {worker_id}")
+                data = ExceptionWrapper(where)
             sender.drop_unsent()
-        _send(result_queue, generation, task_index, data, worker_id)
+        _send(result_queue, sender, (generation, task_index, worker_id, data), fds, worker_id)
         del data
 
 
-def _send(result_queue, generation, task_index, data, worker_id):
+def _send(result_queue, sender, result, fds, worker_id):
     """Pickle here rather than in the queue's feeder thread, where a failure would be lost silently and the
     main process would wait forever for this batch."""
     try:
-        message = ForkingPickler.dumps((generation, task_index, data))
+        message = ForkingPickler.dumps(result)
     except Exception:
+        close_all(fds)
+        fds = []
         error = ExceptionWrapper(f"while DataLoader worker process {worker_id} sent a batch (everything a "
                                  "dataset and collate_fn return must be picklable with num_workers > 0)")
-        message = ForkingPickler.dumps((generation, task_index, error))
+        message = ForkingPickler.dumps(result[:3] + (error,))
+    if fds:
+        sender.send(fds)
     result_queue.put(bytes(message))

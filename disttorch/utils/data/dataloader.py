@@ -10,7 +10,7 @@ from ._collate import default_collate, default_convert
 from ._random import draw_seed
 from . import _transport
 from ._worker import (STATUS_CHECK_INTERVAL, ExceptionWrapper, IterableEnd, IterableFetcher, MapFetcher,
-                      ResumeIteration, get_worker_info, worker_loop)
+                      ResumeIteration, WorkerSetup, get_worker_info, worker_loop)
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
@@ -149,6 +149,19 @@ def _length(is_iterable, dataset, index_sampler, batch_size, drop_last):
     return length // batch_size if drop_last else -(-length // batch_size)
 
 
+class _Arrived:
+    """A worker's result with the shared-memory descriptors that came with it."""
+
+    __slots__ = ("data", "fds")
+
+    def __init__(self, data, fds):
+        self.data, self.fds = data, fds
+
+    def release(self):
+        _transport.close_all(self.fds)
+        self.fds = []
+
+
 class _BaseIter:
     """Holds copies of the loader's settings, not the loader: a persistent loader keeps its iterator, and a
     cycle between the two would delay worker shutdown until the cycle collector runs."""
@@ -207,27 +220,32 @@ class _MultiProcessIter(_BaseIter):
             "fork" if sys.platform.startswith("linux") else "spawn")
         if isinstance(context, str):
             context = multiprocessing.get_context(context)
-        base_seed = draw_seed(loader.generator)
-        self._shared_prefix = _transport.new_prefix()
+        setup = WorkerSetup(self._fetcher_class, self._dataset, self._auto_collation, self._collate_fn,
+                            self._drop_last, draw_seed(loader.generator), loader.worker_init_fn,
+                            self._num_workers)
+        use_shared_memory = _transport.shared_memory_supported(context)
         self._done_event = context.Event()
         self._result_queue = context.Queue()
-        self._index_queues, self._workers = [], []
+        self._index_queues, self._workers, self._channels = [], [], []
         for worker_id in range(self._num_workers):
             index_queue = context.Queue()
             index_queue.cancel_join_thread()
+            main_end, worker_end = _transport.open_channel() if use_shared_memory else (None, None)
             worker = context.Process(
                 target=worker_loop, daemon=True,
-                args=(self._fetcher_class, self._dataset, index_queue, self._result_queue, self._done_event,
-                      self._auto_collation, self._collate_fn, self._drop_last, base_seed,
-                      loader.worker_init_fn, worker_id, self._num_workers, os.getpid(), self._shared_prefix))
+                args=(setup, worker_id, index_queue, self._result_queue, self._done_event, os.getpid(),
+                      worker_end))
             worker.start()
+            if worker_end is not None:
+                worker_end.close()
             self._index_queues.append(index_queue)
             self._workers.append(worker)
+            self._channels.append(main_end)
 
     def _reset(self, first_epoch=False):
         for task in getattr(self, "_tasks", {}).values():
             if len(task) == 2:
-                _transport.discard(task[1])  # arrived early for an epoch that was abandoned
+                task[1].release()  # arrived early for an epoch that was abandoned
         self._sampler_iter = iter(self._index_sampler)
         self._send_index = 0
         self._receive_index = 0
@@ -270,19 +288,19 @@ class _MultiProcessIter(_BaseIter):
                 del self._tasks[self._receive_index]
                 self._receive_index += 1
                 return self._deliver(task[1])
-            task_index, data = self._receive()
+            task_index, arrived = self._receive()
             self._outstanding -= 1
-            if isinstance(data, IterableEnd):
+            if isinstance(arrived.data, IterableEnd):
                 del self._tasks[task_index]
-                self._retire_worker(data.worker_id)
+                self._retire_worker(arrived.data.worker_id)
                 self._dispatch_next_task()
                 continue
             if task_index != self._receive_index:
-                self._tasks[task_index].append(data)
+                self._tasks[task_index].append(arrived)
                 continue
             del self._tasks[task_index]
             self._receive_index += 1
-            return self._deliver(data)
+            return self._deliver(arrived)
 
     def _skip_tasks_of_finished_workers(self):
         """Advance past tasks that a worker with an exhausted IterableDataset will never answer."""
@@ -301,13 +319,13 @@ class _MultiProcessIter(_BaseIter):
         if not self._persistent:
             self._index_queues[worker_id].put(None)
 
-    def _deliver(self, data):
+    def _deliver(self, arrived):
         self._dispatch_next_task()
-        if isinstance(data, ExceptionWrapper):
+        if isinstance(arrived.data, ExceptionWrapper):
             if not self._persistent:
                 self._shutdown_workers()
-            data.reraise()
-        return _transport.unpack(data)
+            arrived.data.reraise()
+        return _transport.unpack(arrived.data, arrived.fds)
 
     def _receive(self):
         """Next (task_index, data) of the current generation; raises on timeout or a dead worker."""
@@ -325,10 +343,12 @@ class _MultiProcessIter(_BaseIter):
                     self._shutdown_workers()
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds") from None
                 continue
-            generation, task_index, data = ForkingPickler.loads(message)
+            generation, task_index, worker_id, data = ForkingPickler.loads(message)
+            channel = self._channels[worker_id]
+            arrived = _Arrived(data, _transport.receive_fds(data, channel) if channel is not None else [])
             if generation == self._generation:
-                return task_index, data
-            _transport.discard(data)
+                return task_index, arrived
+            arrived.release()
 
     def _check_workers_alive(self):
         dead = [str(worker.pid) for worker_id, worker in enumerate(self._workers)
@@ -358,7 +378,12 @@ class _MultiProcessIter(_BaseIter):
                 index_queue.close()
             self._result_queue.cancel_join_thread()
             self._result_queue.close()
-            _transport.remove_leftovers(self._shared_prefix)
+            for task in self._tasks.values():
+                if len(task) == 2:
+                    task[1].release()
+            for channel in self._channels:
+                if channel is not None:
+                    channel.close()
 
     def __del__(self):
         if getattr(self, "_workers", None) is not None:
