@@ -1,5 +1,12 @@
-"""torch.futures.Future: a value that arrives later, with then() chaining (used by DDP comm hooks)."""
+"""torch.futures: a value that arrives later, with then() chaining (used by DDP comm hooks).
+
+Futures here are lazy: a future made from a collective's Work, and every future chained on it with
+then(), complete when first waited for, in the waiting thread. That keeps callbacks (which touch
+tensors) out of the communication thread.
+"""
 import threading
+
+__all__ = ["Future", "collect_all", "wait_all"]
 
 
 class Future:
@@ -8,16 +15,16 @@ class Future:
         self._value = None
         self._error = None
         self._wait_fn = None
+        self._callbacks = []
 
     @classmethod
     def from_work(cls, work, value):
         """A future that completes when `work` (a collective's handle) does, yielding `value`."""
         fut = cls()
-        fut._value = value
 
         def wait():
             work.wait()
-            fut._done.set()
+            fut.set_result(value)
         fut._wait_fn = wait
         return fut
 
@@ -26,15 +33,25 @@ class Future:
 
     def set_result(self, value):
         self._value = value
-        self._done.set()
+        self._complete()
 
     def set_exception(self, error):
         self._error = error
+        self._complete()
+
+    def _complete(self):
         self._done.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
 
     def wait(self):
         if self._wait_fn is not None and not self._done.is_set():
-            self._wait_fn()
+            wait_fn, self._wait_fn = self._wait_fn, None
+            try:
+                wait_fn()
+            except Exception as err:  # the collective's error surfaces from every waiter
+                self.set_exception(err)
         self._done.wait()
         if self._error is not None:
             raise self._error
@@ -43,16 +60,42 @@ class Future:
     def value(self):
         return self.wait()
 
+    def add_done_callback(self, callback):
+        """Run callback(self) once this future completes (at once if it already has)."""
+        if self.done():
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
     def then(self, callback):
         """A future of callback(self); the callback runs when the result is first waited for."""
         chained = Future()
 
         def wait():
-            self.wait()
             try:
-                chained._value = callback(self)
+                self.wait()
+                chained.set_result(callback(self))
             except Exception as err:  # the error surfaces at chained.wait(), as in PyTorch
-                chained._error = err
-            chained._done.set()
+                chained.set_exception(err)
         chained._wait_fn = wait
         return chained
+
+
+def collect_all(futures):
+    """A future of the list of `futures`, complete once each of them is."""
+    collected = Future()
+
+    def wait():
+        for fut in futures:
+            try:
+                fut.wait()
+            except Exception:  # each future keeps its own error for whoever reads its value
+                pass
+        collected.set_result(list(futures))
+    collected._wait_fn = wait
+    return collected
+
+
+def wait_all(futures):
+    """The values of `futures`, in order (raises the first error met)."""
+    return [fut.wait() for fut in futures]

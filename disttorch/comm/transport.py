@@ -430,12 +430,13 @@ class Transport:
         linger, so data still queued at shutdown reaches them without ever
         blocking on a peer that is gone.
         """
+        self._pump(0)
         self._poll_monitors()
         if wait_for is not None:
             self._await_goodbye(wait_for)
         bye = msgpack.packb([BYE, self.rank])
         for peer, dealer in self._dealers.items():
-            alive = peer not in self._dead
+            alive = peer not in self._dead and peer not in self._left
             if alive:
                 dealer.send(bye, zmq.NOBLOCK)
             dealer.setsockopt(zmq.LINGER, _FLUSH_LINGER_MS if alive else 0)

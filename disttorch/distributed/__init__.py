@@ -12,6 +12,7 @@ from disttorch import comm
 from disttorch.comm import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                             DistNetworkError, DistStoreError, RankFailure, ReduceOp, TCPStore, Work)
 from disttorch.comm.process_group import ProcessGroup
+from disttorch.core.tensor import Tensor
 
 from ._util import GroupMember, _group, _group_rank, _is_member, _mark_written
 from .objects import all_gather_object, broadcast_object_list, gather_object, scatter_object_list
@@ -100,6 +101,9 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None,
 
 
 def _data(tensor):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"collectives take disttorch Tensors, got {type(tensor).__name__}; wrap "
+                        "arrays with torch.from_numpy, or call disttorch.comm for raw arrays")
     return tensor._data
 
 
@@ -185,6 +189,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     if not _is_member(group):
         return None
     pg = _group(group)
+    _data(tensor)
     _check_list_length(tensor_list, pg, "all_gather", "tensor_list")
     _same_size(tensor_list, tensor, "all_gather")
     gathered = np.empty((pg.size, tensor._data.size), dtype=tensor._data.dtype)

@@ -15,6 +15,7 @@ import numpy as np
 
 _BLOCK_BYTES = 1 << 19  # one float32 weight block: fits the per-core L2 with room for the output
 _PARALLEL_MIN_WEIGHTS = 1 << 20
+_THREADS = int(os.environ.get("DISTTORCH_QUANT_THREADS", "2"))
 _POOL = None
 _POOL_LOCK = threading.Lock()
 _BUFFERS = threading.local()
@@ -75,13 +76,15 @@ def _buffer(rows, cols):
     return buf
 
 
-def _rows_product(x, weight_q, scale, out, start, stop):
+def _rows_product(x, weight_q, out, start, stop):
     cols = weight_q.shape[1]
     block = max(8, _BLOCK_BYTES // (4 * cols))
     for lo in range(start, stop, block):
         hi = min(lo + block, stop)
         buf = _buffer(hi - lo, cols)
-        np.multiply(weight_q[lo:hi], scale[lo:hi, None], out=buf)
+        # A plain widening copy is about twice as fast as widening and scaling in one ufunc; the
+        # per-channel scale is applied to the (much smaller) output instead.
+        np.copyto(buf, weight_q[lo:hi], casting="unsafe")
         np.matmul(x, buf.T, out=out[:, lo:hi])
 
 
@@ -89,13 +92,14 @@ def int8_linear(x, weight_q, scale, bias=None):
     """x (M, K) float32 @ (weight_q * scale[:, None]).T, weight_q (N, K) int8, plus bias."""
     rows = weight_q.shape[0]
     out = np.empty((x.shape[0], rows), np.float32)
-    threads = 2 if weight_q.size >= _PARALLEL_MIN_WEIGHTS and (os.cpu_count() or 1) > 1 else 1
+    threads = 2 if _THREADS > 1 and weight_q.size >= _PARALLEL_MIN_WEIGHTS and (os.cpu_count() or 1) > 1 else 1
     if threads == 1:
-        _rows_product(x, weight_q, scale, out, 0, rows)
+        _rows_product(x, weight_q, out, 0, rows)
     else:
         half = (rows // 2 + 7) // 8 * 8
         parts = [(0, half), (half, rows)]
-        list(_pool().map(lambda span: _rows_product(x, weight_q, scale, out, *span), parts))
+        list(_pool().map(lambda span: _rows_product(x, weight_q, out, *span), parts))
+    out *= scale
     if bias is not None:
         out += bias
     return out

@@ -369,3 +369,53 @@ def test_unpicklable_batch_and_local_exception_do_not_hang():
     with pytest.raises(RuntimeError, match="(?s)Caught RuntimeError.*LocalError: only this process"):
         list(DataLoader(RaisesLocal(), num_workers=1))
     assert _no_children_left()
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+import numpy as np
+from disttorch.utils.data import DataLoader
+
+class Rows:
+    def __len__(self):
+        return 100000
+
+    def __getitem__(self, index):
+        return np.full(%d, index, np.float32)
+
+iterator = iter(DataLoader(Rows(), batch_size=32, num_workers=2, prefetch_factor=4))
+next(iterator)
+print(" ".join(str(worker.pid) for worker in iterator._workers), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sample_floats", [256, 16384], ids=["inline", "shared-memory"])
+def test_workers_exit_when_the_main_process_is_killed(sample_floats):
+    import signal
+    import subprocess
+    import sys
+    main = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT % sample_floats], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        worker_pids = [int(pid) for pid in main.stdout.readline().split()]
+        assert len(worker_pids) == 2
+        time.sleep(0.5)  # let the workers fill the prefetch queue
+    finally:
+        main.send_signal(signal.SIGKILL)
+        main.wait()
+    deadline = time.time() + 20
+    alive = worker_pids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _process_exists(pid)]
+    assert not alive, f"workers {alive} outlived their killed main process"
+
+
+def _process_exists(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited already
+    except FileNotFoundError:
+        return False

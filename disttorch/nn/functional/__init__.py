@@ -1,8 +1,9 @@
 """torch.nn.functional: the stateless counterparts of the layers in disttorch.nn."""
 from ...core.ops.indexing import one_hot  # noqa: F401
 from .activation import (  # noqa: F401
-    celu, elu, erf, gelu, glu, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
-    relu, relu6, relu_, selu, sigmoid, silu, softmax, softmin, softplus, softsign, tanh, threshold,
+    celu, elu, erf, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish,
+    prelu, relu, relu6, relu_, selu, sigmoid, silu, softmax, softmin, softplus, softshrink, softsign, tanh, tanhshrink,
+    threshold,
 )
 from .attention import scaled_dot_product_attention  # noqa: F401
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d  # noqa: F401

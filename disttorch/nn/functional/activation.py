@@ -259,6 +259,20 @@ def threshold(input, threshold, value, inplace=False):
     return _maybe_inplace(input, lambda x: ew.where(x > threshold, x, value), inplace)
 
 
+def hardshrink(input, lambd=0.5):
+    return ew.where(ew.abs(input) > lambd, input, 0.0)
+
+
+def softshrink(input, lambd=0.5):
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return ew.where(input > lambd, input - lambd, ew.where(input < -lambd, input + lambd, 0.0))
+
+
+def tanhshrink(input):
+    return input - ew.tanh(input)
+
+
 def prelu(input, weight):
     if weight.numel() != 1 and (input.dim() < 2 or input.shape[1] != weight.numel()):
         raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "

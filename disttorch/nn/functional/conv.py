@@ -79,7 +79,8 @@ class ConvTranspose2dFunction(Function):
                           for size, s, d, k, extra in zip((h, w), stride, dilation, kernel, output_padding))
         x_rows = _channel_rows(x, groups)
         w_rows = weight_rows(weight, groups)
-        canvas = col2im(_per_group_matmul(w_rows.swapaxes(1, 2), x_rows), n, canvas_hw, (h, w), kernel, stride, dilation)
+        cols = _per_group_matmul(w_rows.swapaxes(1, 2), x_rows)
+        canvas = col2im(cols, n, canvas_hw, (h, w), kernel, stride, dilation)
         ph, pw = padding
         out = canvas[:, :, ph:canvas_hw[0] - ph, pw:canvas_hw[1] - pw]
         if bias is not None:

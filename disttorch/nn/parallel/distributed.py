@@ -41,6 +41,11 @@ def _reachable_leaves(outputs):
 
 
 class DistributedDataParallel(Module):
+    """Data parallelism across processes: every rank runs `module` on its own slice of the batch, and
+    backward averages the gradients over ranks (bucketed, asynchronous all-reduces started while
+    backward still runs), so each optimizer step sees the gradient of the whole batch.
+    """
+
     def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
                  process_group=None, bucket_cap_mb=25, find_unused_parameters=False, check_reduction=False,
                  gradient_as_bucket_view=False, static_graph=False):
@@ -63,6 +68,8 @@ class DistributedDataParallel(Module):
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.static_graph = static_graph
         self.require_backward_grad_sync = True
+        # Collectives take global ranks: group rank 0 of the process group is the source of truth.
+        self._root = 0 if process_group is None else dist.get_global_rank(process_group, 0)
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._check_same_parameters_everywhere(named)
         self._sync_from_rank0([p for _, p in module.named_parameters()] + [b for _, b in module.named_buffers()])
@@ -96,7 +103,7 @@ class DistributedDataParallel(Module):
         for dtype, group in by_dtype.items():
             flat = Tensor._wrap(np.concatenate([t._data.reshape(-1) for t in group]) if group else
                                 np.zeros(0, dtype=dtype))
-            dist.broadcast(flat, src=0, group=self.process_group)
+            dist.broadcast(flat, src=self._root, group=self.process_group)
             offset = 0
             for t in group:
                 n = t._data.size

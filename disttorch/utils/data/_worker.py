@@ -201,8 +201,8 @@ def worker_loop(setup, worker_id, index_queue, result_queue, done_event, parent_
         _serve(setup, worker_id, fetcher, pending_error, index_queue, result_queue, done_event, parent_pid, sender)
     except KeyboardInterrupt:
         pass
-    if done_event.is_set():
-        # the main process stopped reading: do not block exit flushing results nobody will take
+    if done_event.is_set() or os.getppid() != parent_pid:
+        # nobody will read the results still buffered: exit without waiting to flush them
         result_queue.cancel_join_thread()
         result_queue.close()
 

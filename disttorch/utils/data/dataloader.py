@@ -212,6 +212,7 @@ class _MultiProcessIter(_BaseIter):
         self._persistent = loader.persistent_workers
         self._timeout = loader.timeout
         self._generation = 0
+        self._tasks = {}  # task index -> [worker_id], then [worker_id, _Arrived] if it came out of order
         self._start_workers(loader)
         self._reset(first_epoch=True)
 
@@ -243,13 +244,13 @@ class _MultiProcessIter(_BaseIter):
             self._channels.append(main_end)
 
     def _reset(self, first_epoch=False):
-        for task in getattr(self, "_tasks", {}).values():
+        for task in self._tasks.values():
             if len(task) == 2:
                 task[1].release()  # arrived early for an epoch that was abandoned
         self._sampler_iter = iter(self._index_sampler)
         self._send_index = 0
         self._receive_index = 0
-        self._tasks = {}  # task index -> [worker_id] or [worker_id, data] once it arrived out of order
+        self._tasks = {}
         self._outstanding = 0
         self._worker_active = [True] * self._num_workers
         self._worker_cycle = itertools.cycle(range(self._num_workers))
