@@ -121,10 +121,11 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def save(obj, f):
+def save(obj, f, pickle_module=None, pickle_protocol=None, **kwargs):
     """Write `obj` (nested dicts/lists/tuples of tensors, numbers, strings, bytes, None) to path or file `f`.
 
     A path is written atomically: temp file in the same folder, fsync, os.replace, fsync of the folder.
+    PyTorch's pickle-related arguments are accepted so call sites port unchanged; nothing is pickled.
     """
     if not isinstance(f, (str, os.PathLike)):
         _write_payload(f, obj)
@@ -316,12 +317,13 @@ class _Decoder:
         return self.arrays[index]
 
 
-def load(f, map_location=None, weights_only=True, **kwargs):
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **kwargs):
     """Read a checkpoint written by disttorch.save from a path or a binary file object.
 
     map_location: None (the saved device), 'cpu'/'cuda[:N]'/a device, a dict {saved: target}, or a
     callable(tensor, saved_location) returning the placed tensor (or None to keep the saved location).
-    The format cannot run code, so weights_only=True and False behave the same.
+    The format cannot run code, so weights_only=True and False behave the same; pickle_module, mmap and
+    other PyTorch unpickling options are accepted and have nothing to act on.
     """
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as handle:

@@ -115,14 +115,20 @@ class ProcessGroup:
     def __repr__(self):
         return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
 
-    def _run(self, op, dtype, count, reduce_op, algorithm, async_op):
+    def _run(self, op, dtype, shape, reduce_op, algorithm, async_op):
+        """Number the collective, build its header and run ``algorithm(channel)``.
+
+        ``shape`` is the array shape every rank must agree on (or an element
+        count when per-message counts are checked instead, as in all_to_all).
+        """
         if self._failure is not None:
             raise DistBackendError(
                 f"process group {self.group_id} cannot run {op}: an earlier collective failed "
                 f"({self._failure}). Destroy and re-create the process group")
         self._seq += 1
         seq = self._seq
-        header = msgpack.packb([DATA, self.group_id, seq, op, np.dtype(dtype).str, count,
+        signature = list(shape) if isinstance(shape, tuple) else shape
+        header = msgpack.packb([DATA, self.group_id, seq, op, np.dtype(dtype).str, signature,
                                 reduce_op or ""])
         transport = self._world.transport
 
@@ -158,7 +164,7 @@ class ProcessGroup:
             algo.all_reduce(ch, flat, op_name)
             if copy_back:
                 copy_back()
-        return self._run("all_reduce", array.dtype, flat.size, op_name, run, async_op)
+        return self._run("all_reduce", array.dtype, array.shape, op_name, run, async_op)
 
     def reduce(self, array, dst, op=ReduceOp.SUM, async_op=False):
         op_name = reduce_op_name(op)
@@ -169,7 +175,7 @@ class ProcessGroup:
             algo.reduce(ch, flat, op_name, dst)
             if copy_back and ch.rank == dst:
                 copy_back()
-        return self._run("reduce", array.dtype, flat.size, op_name, run, async_op)
+        return self._run("reduce", array.dtype, array.shape, op_name, run, async_op)
 
     def broadcast(self, array, src, async_op=False):
         flat, copy_back = _host_buffer(array)
@@ -178,7 +184,7 @@ class ProcessGroup:
             algo.broadcast(ch, flat, src)
             if copy_back and ch.rank != src:
                 copy_back()
-        return self._run("broadcast", array.dtype, flat.size, None, run, async_op)
+        return self._run("broadcast", array.dtype, array.shape, None, run, async_op)
 
     def all_gather(self, output, array, async_op=False):
         """``output`` holds size * array.size elements, filled in group-rank order."""
@@ -190,7 +196,7 @@ class ProcessGroup:
             algo.all_gather(ch, out, mine)
             if copy_back:
                 copy_back()
-        return self._run("all_gather", array.dtype, mine.size, None, run, async_op)
+        return self._run("all_gather", array.dtype, array.shape, None, run, async_op)
 
     def reduce_scatter(self, output, array, op=ReduceOp.SUM, async_op=False):
         """``array`` holds size * output.size elements; block r's reduction lands on rank r."""
@@ -204,7 +210,7 @@ class ProcessGroup:
             algo.reduce_scatter(ch, out, source, op_name)
             if copy_back:
                 copy_back()
-        return self._run("reduce_scatter", array.dtype, out.size, op_name, run, async_op)
+        return self._run("reduce_scatter", array.dtype, output.shape, op_name, run, async_op)
 
     def gather(self, array, outputs, dst, async_op=False):
         """``outputs`` (on ``dst`` only) is a list of size arrays shaped like ``array``."""
@@ -218,7 +224,7 @@ class ProcessGroup:
             for _, copy_back in staged:
                 if copy_back:
                     copy_back()
-        return self._run("gather", array.dtype, mine.size, None, run, async_op)
+        return self._run("gather", array.dtype, array.shape, None, run, async_op)
 
     def scatter(self, output, inputs, src, async_op=False):
         """Rank r receives ``inputs[r]`` (a list given on ``src`` only) into ``output``."""
@@ -231,7 +237,7 @@ class ProcessGroup:
             algo.scatter(ch, out, blocks, src)
             if copy_back:
                 copy_back()
-        return self._run("scatter", output.dtype, out.size, None, run, async_op)
+        return self._run("scatter", output.dtype, output.shape, None, run, async_op)
 
     def all_to_all(self, outputs, inputs, async_op=False):
         """Rank r sends ``inputs[j]`` to rank j and receives rank j's into ``outputs[j]``."""
@@ -254,7 +260,7 @@ class ProcessGroup:
         return self._run("all_to_all", inputs[0].dtype, -1, None, run, async_op)
 
     def barrier(self, async_op=False):
-        return self._run("barrier", np.uint8, 0, None, algo.barrier, async_op)
+        return self._run("barrier", np.uint8, (), None, algo.barrier, async_op)
 
     # ------------------------------------------------------------ point to point
     def send(self, array, dst, tag=0):

@@ -52,9 +52,10 @@ _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, 
 
 
 def describe(fields):
-    """Human form of a DATA header: ``all_reduce(float32, numel=10, op=sum) #3``."""
-    _, _, seq, op, dtype, count, reduce_op = fields
-    parts = [np.dtype(dtype).name, f"numel={count}"] + ([f"op={reduce_op}"] if reduce_op else [])
+    """Human form of a DATA header: ``all_reduce(float32, shape=[10], op=sum) #3``."""
+    _, _, seq, op, dtype, extent, reduce_op = fields
+    size = f"shape={extent}" if isinstance(extent, list) else f"numel={extent}"
+    parts = [np.dtype(dtype).name, size] + ([f"op={reduce_op}"] if reduce_op else [])
     return f"{op}({', '.join(parts)}) #{seq}"
 
 

@@ -193,7 +193,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     _check_list_length(tensor_list, pg, "all_gather", "tensor_list")
     _same_size(tensor_list, tensor, "all_gather")
     gathered = np.empty((pg.size, tensor._data.size), dtype=tensor._data.dtype)
-    work = pg.all_gather(gathered, _host(tensor._data).reshape(-1), async_op)
+    work = pg.all_gather(gathered, _host(tensor._data), async_op)
     return _then(work, lambda: _scatter_rows(gathered, tensor_list))
 
 

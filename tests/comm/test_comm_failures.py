@@ -35,7 +35,7 @@ def test_mismatched_calls_raise_on_every_rank_naming_both_sides():
         (report,) = reports(output)
         shape, op, after = report["shape"], report["op"], report["after"]
         assert shape["type"] == "CollectiveMismatch", shape
-        assert "numel=10" in shape["message"] and "numel=12" in shape["message"], shape
+        assert "shape=[10]" in shape["message"] and "shape=[12]" in shape["message"], shape
         assert "rank 2" in shape["message"]
         assert op["type"] == "CollectiveMismatch", op
         assert "op=max" in op["message"] and "op=sum" in op["message"], op
