@@ -131,7 +131,7 @@ def main():
         worker(args.worker, args.steps + WARMUP)
         return
     rates = {"single": [], "disttorch": [], "torch": []}
-    overlaps = []
+    overlaps, waits = [], []
     for _ in range(args.rounds):  # alternate the contenders so drift on the machine hits all alike
         for kind, nproc in (("single", 1), ("disttorch", 2), ("torch", 2)):
             r = launch(kind, nproc, args.steps)
@@ -139,12 +139,16 @@ def main():
             if kind == "disttorch":
                 hidden = 1 - r["exposed_per_step"] / max(r["comm_per_step"], 1e-9)
                 overlaps.append(min(max(hidden, 0.0), 1.0))
+                waits.append((r["exposed_per_step"], r["comm_per_step"]))
     best = {k: max(v) for k, v in rates.items()}
     for kind, label in (("single", "1 process"), ("disttorch", "disttorch DDP x2"), ("torch", "torch DDP gloo x2")):
         print(f"{label:>20}: {best[kind]:9.0f} samples/s")
     efficiency = best["disttorch"] / (2 * best["single"])
     versus = best["disttorch"] / best["torch"]
     overlap = sorted(overlaps)[len(overlaps) // 2]
+    for exposed, alone in waits:
+        print(f"  DDP round: backward waited {exposed * 1e3:.2f} ms/step for an all-reduce that takes "
+              f"{alone * 1e3:.2f} ms/step alone")
     print(f"torch DDP scaling efficiency for reference: {best['torch'] / (2 * best['single']):.2f} "
           "(vs disttorch single process)")
     print(f"ddp: scaling_efficiency={efficiency:.2f} vs_torch_ddp={versus:.2f} overlap={overlap:.2f}")

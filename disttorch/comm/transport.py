@@ -399,7 +399,7 @@ class Transport:
             f"collective mismatch in group {ctx.group_id}: rank {self.rank} called "
             f"{describe(expected)} but rank {src} called {describe(got)}. Every rank of the "
             "group must call the same collectives in the same order with the same dtype, "
-            "element count and reduce op")
+            "shape and reduce op")
         return self.abort(ctx, error)
 
     def abort(self, ctx, error):
