@@ -55,6 +55,7 @@ def _worker(rank, world_size, ports, rounds, budget_s, torch_threads, results):
     comm.init("env://", rank=rank, world_size=world_size, timeout=120)
     gloo.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{ports[1]}", rank=rank,
                             world_size=world_size)
+
     def agree(count):
         shared = np.array([count], dtype=np.int64)
         comm.broadcast(shared, src=0)
@@ -72,7 +73,8 @@ def _worker(rank, world_size, ports, rounds, budget_s, torch_threads, results):
         if rank == 0:
             # Rounds alternate, so each round's ratio compares the two under the same
             # machine load; the median round resists other processes' bursts.
-            ratios = [theirs_s / ours_s for ours_s, theirs_s in zip(*timings.values())]
+            ratios = [theirs_s / ours_s
+                      for ours_s, theirs_s in zip(timings["disttorch"], timings["gloo"])]
             results[(world_size, label)] = {
                 "disttorch": statistics.median(timings["disttorch"]),
                 "gloo": statistics.median(timings["gloo"]),
@@ -96,7 +98,7 @@ def _report(world_size, results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world-sizes", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per measurement")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads per worker (torchrun's default is 1)")

@@ -138,7 +138,7 @@ def bench_accuracy(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hidden", type=int, default=4096)
+    p.add_argument("--hidden", type=int, default=8192)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--repeats", type=int, default=25)
     p.add_argument("--epochs", type=int, default=6)

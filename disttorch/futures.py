@@ -46,6 +46,13 @@ class Future:
             callback(self)
 
     def wait(self):
+        self._resolve()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def _resolve(self):
+        """Block until complete, running the pending wait (and chained callbacks) if there is one."""
         if self._wait_fn is not None and not self._done.is_set():
             wait_fn, self._wait_fn = self._wait_fn, None
             try:
@@ -53,9 +60,6 @@ class Future:
             except Exception as err:  # the collective's error surfaces from every waiter
                 self.set_exception(err)
         self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
     def value(self):
         return self.wait()
@@ -87,10 +91,7 @@ def collect_all(futures):
 
     def wait():
         for fut in futures:
-            try:
-                fut.wait()
-            except Exception:  # each future keeps its own error for whoever reads its value
-                pass
+            fut._resolve()  # a failed future keeps its error for whoever reads its value
         collected.set_result(list(futures))
     collected._wait_fn = wait
     return collected

@@ -16,17 +16,27 @@ returned ``Work`` has ``wait(timeout)`` and ``is_completed()``.
 ProcessGroup method (all_reduce, reduce, broadcast, all_gather,
 reduce_scatter, gather, scatter, all_to_all, barrier, send, recv) takes arrays
 and group ranks; disttorch.distributed wraps them for Tensors.
+
+Environment knobs (all optional):
+  DISTTORCH_SECRET        per-job secret every connection must prove (set by the launcher)
+  DISTTORCH_CURVE=1       encrypt data connections with CURVE (multi-host runs)
+  DISTTORCH_TRANSPORT=tcp use tcp:// even between processes on one host
+  DISTTORCH_PIECE_BYTES   pipeline piece size (default 1 MiB, at most 16 MiB)
+  DISTTORCH_DIRECT_BYTES  size up to which 3+ ranks skip the ring (default 256 KiB)
+  DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)
+  DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see transport.py)
 """
 import atexit
+import os
 
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                      DistNetworkError, DistStoreError, RankFailure)
 from .process_group import ProcessGroup, ReduceOp, World, init_world
-from .store import TCPStore
+from .store import PrefixStore, TCPStore
 from .work import Work
 
 _world = None
-_registered_exit_hook = []
+_exit_hook_pids = set()
 
 
 def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, backend="zmq"):
@@ -36,12 +46,18 @@ def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, bac
         raise RuntimeError("the default process group is already initialized; call "
                            "destroy_process_group() before initializing it again")
     _world = init_world(init_method, rank, world_size, timeout, store, backend)
-    if not _registered_exit_hook:
+    if os.getpid() not in _exit_hook_pids:
         # Without destroy_process_group, data still queued in ZeroMQ at exit would be
         # dropped and the peers would see this rank die instead of finishing.
-        atexit.register(shutdown)
-        _registered_exit_hook.append(True)
+        atexit.register(_shutdown_at_exit, os.getpid())
+        _exit_hook_pids.add(os.getpid())
     return _world
+
+
+def _shutdown_at_exit(owner_pid):
+    # A forked child (a DataLoader worker) inherits the sockets but must never touch them.
+    if os.getpid() == owner_pid:
+        shutdown()
 
 
 def world():
@@ -83,7 +99,7 @@ def barrier(group=None, async_op=False):
 
 __all__ = [
     "CollectiveMismatch", "CollectiveTimeout", "DistBackendError", "DistError",
-    "DistNetworkError", "DistStoreError", "ProcessGroup", "RankFailure", "ReduceOp",
+    "DistNetworkError", "DistStoreError", "PrefixStore", "ProcessGroup", "RankFailure", "ReduceOp",
     "TCPStore", "Work", "World", "all_reduce", "barrier", "broadcast", "group_or_default",
     "init", "init_world", "is_initialized", "shutdown", "world",
 ]

@@ -18,8 +18,9 @@ PIECE_BYTES = min(int(os.environ.get("DISTTORCH_PIECE_BYTES", 1 << 20)), 16 << 2
 # At or below this size, sending every contribution straight to every peer (one
 # hop) beats the ring's 2(n-1) hops.
 DIRECT_BYTES = int(os.environ.get("DISTTORCH_DIRECT_BYTES", 256 << 10))
-# Copying small buffers into ZeroMQ is cheaper than tracking their release.
-ZERO_COPY_MIN_BYTES = 64 << 10
+# Copying buffers into ZeroMQ beats tracking their release up to a few hundred
+# KiB: the release notice travels through pyzmq's garbage-collector thread.
+ZERO_COPY_MIN_BYTES = 512 << 10
 
 REDUCE_UFUNCS = {
     "sum": np.add, "avg": np.add, "product": np.multiply, "min": np.minimum,

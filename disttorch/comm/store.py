@@ -259,3 +259,46 @@ class TCPStore:
             reply_counter, ok, result = msgpack.unpackb(frames[0])
             if reply_counter == counter:
                 return ok, result
+
+
+class PrefixStore:
+    """torch.distributed.PrefixStore: every key of ``store`` gets ``prefix + "/"`` in front."""
+
+    def __init__(self, prefix, store):
+        self.prefix = prefix
+        self.underlying_store = store
+
+    def _key(self, key):
+        return f"{self.prefix}/{key}"
+
+    def set(self, key, value):
+        self.underlying_store.set(self._key(key), value)
+
+    def get(self, key):
+        return self.underlying_store.get(self._key(key))
+
+    def add(self, key, amount):
+        return self.underlying_store.add(self._key(key), amount)
+
+    def compare_set(self, key, expected_value, desired_value):
+        return self.underlying_store.compare_set(self._key(key), expected_value, desired_value)
+
+    def wait(self, keys, timeout=None):
+        self.underlying_store.wait([self._key(key) for key in keys], timeout)
+
+    def check(self, keys):
+        return self.underlying_store.check([self._key(key) for key in keys])
+
+    def delete_key(self, key):
+        return self.underlying_store.delete_key(self._key(key))
+
+    @property
+    def host(self):
+        return self.underlying_store.host
+
+    @property
+    def timeout(self):
+        return self.underlying_store.timeout
+
+    def close(self):
+        self.underlying_store.close()

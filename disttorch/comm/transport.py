@@ -24,6 +24,7 @@ that have not, and tells everyone to abort so no rank hangs.
 import ctypes
 import os
 import socket as pysocket
+import struct
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -31,7 +32,6 @@ from collections import defaultdict, deque
 import msgpack
 import numpy as np
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import auth
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistNetworkError,
@@ -123,7 +123,8 @@ class Transport:
         self._ipc_path = os.path.join(
             tempfile.gettempdir(), f"disttorch-{os.getpid()}-{self._token.hex()[:12]}.sock")
         self._router.bind(f"ipc://{self._ipc_path}")
-        self._router.bind(f"tcp://{_local_ip_towards(master_addr)}:0")
+        host_addr = os.environ.get("DISTTORCH_HOST_ADDR") or _local_ip_towards(master_addr)
+        self._router.bind(f"tcp://{host_addr}:0")
         tcp_endpoint = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._identities = {}
         self._used_nonces = set()
@@ -180,13 +181,19 @@ class Transport:
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
             dealer.setsockopt(option, value)
         self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        same_host = info["host"] == pysocket.gethostname()
-        force_tcp = os.environ.get("DISTTORCH_TRANSPORT", "") == "tcp"
-        dealer.connect(info["ipc"] if same_host and not force_tcp else info["tcp"])
+        dealer.connect(info["ipc"] if self._can_use_ipc(info) else info["tcp"])
         nonce = auth.new_nonce()
         mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
         dealer.send(msgpack.packb([HELLO, self.rank, nonce, mac]))
         self._dealers[peer] = dealer
+
+    @staticmethod
+    def _can_use_ipc(info):
+        """Same host and the peer's socket file is visible (containers may hide it)."""
+        if os.environ.get("DISTTORCH_TRANSPORT", "") == "tcp":
+            return False
+        return (info["host"] == pysocket.gethostname()
+                and os.path.exists(info["ipc"][len("ipc://"):]))
 
     # ---------------------------------------------------------------- sending
     def send(self, dst, header, payload=None, track=False):
@@ -360,7 +367,8 @@ class Transport:
             died = self._dead.get(peer)
             if died is not None and peer not in self._left and now - died > _DEATH_GRACE_S:
                 raise self.abort(ctx, RankFailure(
-                    f"rank {peer} failed (its process is gone) during {ctx.name()}; rank "
+                    f"rank {peer} failed during {ctx.name()}: its connection dropped (the "
+                    "process died or stopped answering heartbeats), so rank "
                     f"{self.rank} cannot finish it. Check rank {peer}'s log for the cause", peer))
         if ctx.deadline is not None and now >= ctx.deadline:
             raise self.abort(ctx, self._timeout_error(ctx))
@@ -368,8 +376,10 @@ class Transport:
     def _poll_monitors(self):
         for peer, monitor in self._monitors.items():
             while monitor.poll(0):
-                event = recv_monitor_message(monitor)
-                if event["event"] == zmq.EVENT_DISCONNECTED:
+                # A monitor event is [uint16 event id, uint32 value][endpoint]; parsing it
+                # here avoids zmq.utils.monitor, which drags in asyncio at import time.
+                event_frame = monitor.recv_multipart()[0]
+                if struct.unpack_from("=H", event_frame)[0] == zmq.EVENT_DISCONNECTED:
                     self._dead.setdefault(peer, time.monotonic())
 
     def _timeout_error(self, ctx):

@@ -17,6 +17,7 @@ class Work:
         self._description = description
         self._done = threading.Event()
         self._error = None
+        self._outputs = []
 
     def _finish(self, error=None):
         self._error = error
@@ -42,6 +43,16 @@ class Work:
         return True
 
     synchronize = wait
+
+    def result(self):
+        """The collective's output tensors (after wait()), like torch's Work.result()."""
+        self.wait()
+        return self._outputs
+
+    def get_future(self):
+        """A disttorch.futures.Future that completes with result() when waited on."""
+        from disttorch.futures import Future
+        return Future.from_work(self, self._outputs)
 
 
 class Executor:

@@ -6,11 +6,14 @@ arrays and is what DDP calls directly. ``backend`` may be "zmq" (native),
 "gloo" or "nccl": all run over the ZeroMQ transport (CUDA tensors are staged
 through host memory), so PyTorch scripts run unchanged.
 """
+import os
+
 import numpy as np
 
 from disttorch import comm
 from disttorch.comm import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
-                            DistNetworkError, DistStoreError, RankFailure, ReduceOp, TCPStore, Work)
+                            DistNetworkError, DistStoreError, PrefixStore, RankFailure, ReduceOp,
+                            TCPStore, Work)
 from disttorch.comm.process_group import ProcessGroup
 from disttorch.core.tensor import Tensor
 
@@ -46,6 +49,20 @@ def is_nccl_available():
 
 def is_initialized():
     return comm.is_initialized()
+
+
+def is_torchelastic_launched():
+    """True when started by disttorch-launch (or torchrun)."""
+    return any(name in os.environ for name in ("DISTTORCH_RESTART_COUNT", "TORCHELASTIC_RUN_ID"))
+
+
+def get_node_local_rank(fallback_rank=None):
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if fallback_rank is not None:
+        return fallback_rank
+    raise RuntimeError("LOCAL_RANK is not set; start workers with disttorch-launch or pass "
+                       "fallback_rank")
 
 
 def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1,
@@ -154,11 +171,17 @@ class _FinishingWork(Work):
 
 
 # ------------------------------------------------------------------- collectives
+def _with_outputs(work, *tensors):
+    if work is not None:
+        work._outputs = list(tensors)
+    return work
+
+
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if not _is_member(group):
         return None
     _mark_written(tensor)
-    return _group(group).all_reduce(_data(tensor), op, async_op)
+    return _with_outputs(_group(group).all_reduce(_data(tensor), op, async_op), tensor)
 
 
 def reduce(tensor, dst=0, op=ReduceOp.SUM, group=None, async_op=False):
@@ -174,7 +197,8 @@ def broadcast(tensor, src=0, group=None, async_op=False):
         return None
     pg = _group(group)
     _mark_written(tensor)
-    return pg.broadcast(_data(tensor), _group_rank(pg, src, "src"), async_op)
+    return _with_outputs(pg.broadcast(_data(tensor), _group_rank(pg, src, "src"), async_op),
+                         tensor)
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
@@ -182,7 +206,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     if not _is_member(group):
         return None
     _mark_written(output_tensor)
-    return _group(group).all_gather(_data(output_tensor), _data(input_tensor), async_op)
+    return _with_outputs(
+        _group(group).all_gather(_data(output_tensor), _data(input_tensor), async_op),
+        output_tensor)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
@@ -194,7 +220,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     _same_size(tensor_list, tensor, "all_gather")
     gathered = np.empty((pg.size, tensor._data.size), dtype=tensor._data.dtype)
     work = pg.all_gather(gathered, _host(tensor._data), async_op)
-    return _then(work, lambda: _scatter_rows(gathered, tensor_list))
+    return _with_outputs(_then(work, lambda: _scatter_rows(gathered, tensor_list)), *tensor_list)
 
 
 def _scatter_rows(rows, tensors):
@@ -249,7 +275,8 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     if not _is_member(group):
         return None
     _mark_written(output)
-    return _group(group).reduce_scatter(_data(output), _data(input), op, async_op)
+    return _with_outputs(_group(group).reduce_scatter(_data(output), _data(input), op, async_op),
+                         output)
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
@@ -308,13 +335,15 @@ def monitored_barrier(group=None, timeout=None, wait_all_ranks=False):
 
 __all__ = [
     "Backend", "CollectiveMismatch", "CollectiveTimeout", "DistBackendError", "DistError",
-    "DistNetworkError", "DistStoreError", "GroupMember", "P2POp", "ProcessGroup", "RankFailure",
+    "DistNetworkError", "DistStoreError", "GroupMember", "P2POp", "PrefixStore", "ProcessGroup",
+    "RankFailure",
     "ReduceOp", "Store", "TCPStore", "Work", "all_gather", "all_gather_into_tensor",
     "all_gather_object", "all_reduce", "all_to_all", "all_to_all_single", "barrier",
     "batch_isend_irecv", "broadcast", "broadcast_object_list", "destroy_process_group", "gather",
-    "gather_object", "get_backend", "get_global_rank", "get_group_rank",
+    "gather_object", "get_backend", "get_global_rank", "get_group_rank", "get_node_local_rank",
     "get_process_group_ranks", "get_rank", "get_world_size", "group", "init_process_group",
     "irecv", "is_available", "is_gloo_available", "is_initialized", "is_nccl_available",
+    "is_torchelastic_launched",
     "isend", "monitored_barrier", "new_group", "recv", "reduce", "reduce_scatter",
     "reduce_scatter_tensor", "scatter", "scatter_object_list", "send",
 ]

@@ -1,7 +1,7 @@
 """Recording one forward pass into a Program through the autograd tracer hook.
 
 Every op calls `autograd.tracer(op_class, args, result)`. The Recorder maps each tensor it has seen
-(by object, and by backing array for detached aliases) to a value id, turns the op's arguments into
+(by backing array, so detached aliases and in-place writes are followed, else by object) to a value id, turns the op's arguments into
 the JSON-safe encoding of `_graph`, and gives the results new value ids. Parameters and buffers of
 the traced module become named constants; other tensors that appear from nowhere become anonymous
 constants.
@@ -82,12 +82,15 @@ class Recorder:
         self.inputs.append(vid)
         return vid
 
-    def value_of(self, tensor):
+    def lookup(self, tensor):
+        """The value id a tensor holds now, or None if the trace has not seen it."""
         # The array decides: an in-place write (or a write through a view) rebinds the memory to the
         # newest value, and every tensor object sharing that memory must see it.
         vid = self.by_array.get(id(tensor._data))
-        if vid is None:
-            vid = self.by_tensor.get(id(tensor))
+        return self.by_tensor.get(id(tensor)) if vid is None else vid
+
+    def value_of(self, tensor):
+        vid = self.lookup(tensor)
         if vid is None:
             if id(tensor) in self.tainted:
                 warnings.warn(
@@ -123,10 +126,7 @@ class Recorder:
     def is_derived(self, tensor):
         if id(tensor) in self.tainted:
             return True
-        vid = self.by_tensor.get(id(tensor))
-        if vid is None:
-            vid = self.by_array.get(id(tensor._data))
-        return vid is not None and vid in self.derived
+        return self.lookup(tensor) in self.derived
 
     # ---- the autograd hook ------------------------------------------------------------------------
     def __call__(self, cls, args, result):
@@ -195,15 +195,13 @@ class Recorder:
             self.keep_alive.append(tensor)
 
     def on_snapshot(self, tensor, snapshot):
-        vid = self.by_tensor.get(id(tensor))
-        if vid is None:
-            vid = self.by_array.get(id(tensor._data))
+        vid = self.lookup(tensor)
         if vid is not None:
             self.bind(snapshot, vid)
 
     def program(self, output, input_meta):
-        refs = set()
-        encoded = self.encode(output, refs, type(None))
+        _check_output(output)
+        encoded = self.encode(output, set(), type(None))
         constants = {vid: (name, array) for vid, (name, array, _) in self.constants.items()}
         program = Program(self.inputs, input_meta, constants, self.nodes, encoded)
         program.prune()
@@ -214,6 +212,17 @@ class Recorder:
                         self._warn_if_batch_shaped(program.constants[vid][1], stacklevel=5)
         trainable = {vid for vid, (_, _, grad) in self.constants.items() if grad}
         return program, trainable
+
+
+def _check_output(output):
+    stack = [output]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif not isinstance(item, Tensor):
+            raise TypeError(f"jit.trace: the traced function must return Tensors or (nested) tuples/lists of "
+                            f"Tensors, got {type(item).__name__}")
 
 
 def _reshape_rule(in_shape, target):
@@ -269,10 +278,10 @@ def _taint_guard(recorder, name, original):
 
 def _write_guard(recorder, name, original):
     def guarded(self, *args, **kwargs):
-        before = recorder.by_tensor.get(id(self))
+        before = recorder.lookup(self)
         was_derived = recorder.is_derived(self) and not recorder.suspended
         out = original(self, *args, **kwargs)
-        if was_derived and recorder.by_tensor.get(id(self)) == before:
+        if was_derived and recorder.lookup(self) == before:
             warnings.warn(
                 f"in-place Tensor.{name} on a tensor computed from the traced inputs bypassed the op "
                 "registry and was not recorded; the traced program will not reproduce it. Use the "

@@ -23,6 +23,7 @@ class _ModuleCall:
         self.args = args
         self.inputs = inputs
         self.outputs = outputs
+        self.training = module.training  # the mode it ran in; export restores modes before converting
 
 
 def _flat_tensors(obj):
@@ -71,7 +72,12 @@ def _dynamic_dims(dynamic_axes, name, rank):
 
 def export(model, args, f, export_params=True, verbose=False, training=None, input_names=None,
            output_names=None, opset_version=17, dynamic_axes=None, do_constant_folding=True, **unused):
-    """Trace `model(*args)` and write the ONNX model to `f` (a path or a binary file object)."""
+    """Trace `model(*args)` and write the ONNX model to `f` (a path or a binary file object).
+
+    The model is exported in eval mode (BatchNorm with running statistics, Dropout as identity) unless
+    training=True, which keeps the current modes and refuses layers whose training behaviour ONNX
+    inference cannot express.
+    """
     if opset_version is None:
         opset_version = 17
     if not 13 <= opset_version <= 21:
@@ -79,9 +85,14 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     inputs = (args,) if isinstance(args, Tensor) else tuple(args)
     if not all(isinstance(x, Tensor) for x in inputs):
         raise TypeError("ONNX export: args must be a Tensor or a tuple of Tensors")
-    named = list(model.named_parameters()) + list(model.named_buffers()) if hasattr(model, "modules") else []
+    is_module = hasattr(model, "modules")
+    named = list(model.named_parameters()) + list(model.named_buffers()) if is_module else []
     recorder = Recorder(named)
-    handles = _install_module_hooks(model, recorder) if hasattr(model, "modules") else []
+    handles = _install_module_hooks(model, recorder) if is_module else []
+    # Like torch.onnx.export's default TrainingMode.EVAL: export the inference graph, then restore modes.
+    modes = [(m, m.training) for m in model.modules()] if is_module else []
+    if is_module and not training:
+        model.eval()
     try:
         with recording(recorder):
             placeholders = [Tensor._wrap(x._data) for x in inputs]
@@ -93,6 +104,8 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     finally:
         for handle in handles:
             handle.remove()
+        for module, mode in modes:
+            module.training = mode
 
     input_names = list(input_names or [])
     input_names += [f"input.{i}" for i in range(len(input_names), len(inputs))]

@@ -167,7 +167,7 @@ def _where(b, node):
 
 
 def _linear(b, node):
-    x, weight, bias = node.args
+    x, weight, bias = node.args[:3]
     inputs = [b.name(_vid(x)), b.name(_vid(weight))]
     if bias is not None:
         inputs.append(b.name(_vid(bias)))
@@ -182,7 +182,7 @@ def _linear(b, node):
 
 
 def _conv2d(b, node):
-    x, weight, bias, stride, pads, dilation, groups = node.args
+    x, weight, bias, stride, pads, dilation, groups = node.args[:7]
     top, bottom, left, right = _plain(pads)
     inputs = [b.name(_vid(x)), b.name(_vid(weight))] + ([b.name(_vid(bias))] if bias is not None else [])
     b.add("Conv", inputs, [b.out(node)], kernel_shape=list(b.shape(_vid(weight))[2:]), strides=_plain(stride),
@@ -190,14 +190,14 @@ def _conv2d(b, node):
 
 
 def _max_pool2d(b, node):
-    x, kernel, stride, padding, dilation, ceil_mode = node.args
+    x, kernel, stride, padding, dilation, ceil_mode = node.args[:6]
     ph, pw = _plain(padding)
     b.add("MaxPool", [b.name(_vid(x))], [b.out(node)], kernel_shape=_plain(kernel), strides=_plain(stride),
           pads=[ph, pw, ph, pw], dilations=_plain(dilation), ceil_mode=int(bool(ceil_mode)))
 
 
 def _avg_pool2d(b, node):
-    x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override = node.args
+    x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override = node.args[:7]
     if divisor_override is not None:
         raise NotImplementedError("ONNX export: avg_pool2d with divisor_override has no ONNX equivalent")
     ph, pw = _plain(padding)
@@ -206,7 +206,7 @@ def _avg_pool2d(b, node):
 
 
 def _adaptive_avg_pool2d(b, node):
-    x, output_hw = node.args
+    x, output_hw = node.args[:2]
     oh, ow = _plain(output_hw)
     if (oh, ow) == (1, 1):
         b.add("GlobalAveragePool", [b.name(_vid(x))], [b.out(node)])
@@ -254,7 +254,7 @@ def _param(b, tensor, hint):
 
 def _batch_norm(b, call):
     m = call.module
-    if m.training or m.running_mean is None:
+    if call.training or m.running_mean is None:
         raise RuntimeError(
             f"ONNX export: {type(m).__name__} in training mode (or without running statistics) normalizes with "
             "batch statistics, which ONNX inference cannot reproduce; call model.eval() before exporting")
@@ -268,7 +268,7 @@ def _batch_norm(b, call):
 
 
 def _dropout(b, call):
-    if call.module.training:
+    if call.training:
         raise RuntimeError(f"ONNX export: {type(call.module).__name__} is in training mode; call model.eval() "
                            "so it exports as the identity")
     b.add("Identity", [b.name(call.inputs[0])], [b.name(call.outputs[0])])
@@ -299,6 +299,10 @@ def _gelu(b, call):
 _LSTM_GATE_ORDER = (0, 3, 1, 2)
 
 
+def _reorder_gates(packed, hidden):
+    return np.concatenate([packed[g * hidden:(g + 1) * hidden] for g in _LSTM_GATE_ORDER])
+
+
 def _lstm_weights(m, layer, directions, hidden):
     ws, rs, bs = [], [], []
     for direction in range(directions):
@@ -310,10 +314,9 @@ def _lstm_weights(m, layer, directions, hidden):
                                    _host(getattr(m, f"bias_hh_{suffix}")._data)])
         else:
             bias = np.zeros(8 * hidden, w.dtype)
-        reorder = lambda a: np.concatenate([a[g * hidden:(g + 1) * hidden] for g in _LSTM_GATE_ORDER])  # noqa: E731
-        ws.append(reorder(w))
-        rs.append(reorder(r))
-        bs.append(np.concatenate([reorder(bias[:4 * hidden]), reorder(bias[4 * hidden:])]))
+        ws.append(_reorder_gates(w, hidden))
+        rs.append(_reorder_gates(r, hidden))
+        bs.append(np.concatenate([_reorder_gates(bias[:4 * hidden], hidden), _reorder_gates(bias[4 * hidden:], hidden)]))
     return np.stack(ws), np.stack(rs), np.stack(bs)
 
 

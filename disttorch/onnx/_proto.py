@@ -63,7 +63,7 @@ def tensor(name, array):
 
 def attribute(name, value):
     body = bytes_field(1, name)
-    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, int, np.integer)):
         return body + int_field(3, value) + int_field(20, _ATTR_INT)
     if isinstance(value, (float, np.floating)):
         return body + float_field(2, value) + int_field(20, _ATTR_FLOAT)

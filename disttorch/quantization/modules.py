@@ -204,7 +204,8 @@ class DynamicQuantizedLSTM(Module):
             for suffix in suffixes:
                 tag = f"l{layer}{suffix}"
                 for kind in ("ih", "hh"):
-                    q, s = _kernels.symmetric_per_channel(getattr(lstm, f"weight_{kind}_{tag}")._data.astype(np.float32))
+                    weight = getattr(lstm, f"weight_{kind}_{tag}")._data.astype(np.float32)
+                    q, s = _kernels.symmetric_per_channel(weight)
                     self.register_buffer(f"weight_{kind}_{tag}_int8", _wrap(q))
                     self.register_buffer(f"weight_{kind}_{tag}_scale", _wrap(s))
                 bias = None

@@ -7,6 +7,7 @@ from ..nn.modules.module import Module
 from . import _kernels
 from ._qtypes import per_channel_symmetric, per_tensor_affine, per_tensor_symmetric, qint8, quint8
 
+
 class _PartialFactory:
     """Observer.with_args(...): a factory that remembers constructor arguments (like functools.partial)."""
 

@@ -153,6 +153,11 @@ def check_async_and_groups(check):
         assert work.is_completed()
     for tensor in tensors:
         check.equal(tensor, functools.reduce(np.add, everyone), "async all_reduce")
+    tensor = t(everyone[RANK])
+    future = dist.all_reduce(tensor, async_op=True).get_future()
+    (result,) = future.then(lambda done: done.value()).wait()
+    assert result is tensor
+    check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce future")
     if WORLD > 1:
         check_async_waits_for_slow_peer(check, everyone)
     outputs = [t(np.zeros(3001)) for _ in range(WORLD)]
@@ -324,8 +329,11 @@ def scenario_kill():
     last = [time.monotonic()]
 
     def loop():
+        # Rank 2 goes through the background thread, so its error surfaces from Work.wait.
         while True:
-            dist.all_reduce(tensor)
+            work = dist.all_reduce(tensor, async_op=RANK == 2)
+            if work is not None:
+                work.wait()
             last[0] = time.monotonic()
     error = _catch(loop)
     error["since_last_success"] = time.monotonic() - last[0]

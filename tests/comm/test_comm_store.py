@@ -78,3 +78,13 @@ def test_no_server_times_out_naming_the_address():
 def test_port_in_use_is_reported(store):
     with pytest.raises(DistStoreError, match="MASTER_PORT"):
         TCPStore("127.0.0.1", store.port, is_master=True, secret=b"s")
+
+
+def test_prefix_store_namespaces_keys(store):
+    from disttorch.comm import PrefixStore
+    first, second = PrefixStore("a", store), PrefixStore("b", store)
+    first.set("key", "1")
+    second.set("key", "2")
+    assert first.get("key") == b"1" and second.get("key") == b"2"
+    assert store.get("a/key") == b"1"
+    assert first.add("n", 4) == 4 and not second.check(["n"])

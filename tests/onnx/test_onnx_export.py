@@ -106,10 +106,21 @@ def test_lstm(batch_first, bidirectional, layers):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_batchnorm_in_training_mode_is_refused():
+def test_training_model_exports_in_eval_mode_and_keeps_its_mode():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    _randomize_bn(model)
+    session = _export(model, torch.randn(2, 3))
+    assert model.training and model[1].training
+    x = torch.randn(2, 3)
+    model.eval()
+    np.testing.assert_allclose(session.run(None, {"input.0": x.numpy()})[0], _eager(model, x), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_batchnorm_exported_with_training_true_is_refused():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
     with pytest.raises(RuntimeError, match="eval"):
-        torch.onnx.export(model, torch.randn(2, 3), io.BytesIO())
+        torch.onnx.export(model, torch.randn(2, 3), io.BytesIO(), training=True)
 
 
 def test_unsupported_op_names_itself():

@@ -13,6 +13,7 @@ import numpy as np
 import disttorch as torch
 import disttorch.distributed as dist
 from disttorch import nn
+from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 from disttorch.nn.parallel import comm_hooks
 from disttorch.utils.data import DataLoader, TensorDataset
@@ -22,7 +23,7 @@ RANK = int(os.environ["RANK"])
 WORLD = int(os.environ["WORLD_SIZE"])
 STEPS = 3
 PER_RANK = 4
-TIGHT = dict(rtol=1e-10, atol=1e-12)
+TIGHT = {"rtol": 1e-10, "atol": 1e-12}
 
 
 def report(name):
@@ -142,7 +143,7 @@ def train(model, batches):
 
 
 def _unprefixed(state):
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def assert_same(model_a, model_b, what, **tolerance):
@@ -176,15 +177,18 @@ def scenario_lstm():
     equivalence(RNNClassifier)
 
 
-def scenario_small_buckets_as_views():
+def scenario_small_buckets():
+    """Several buckets (one per parameter: reduced in place), with and without gradient_as_bucket_view."""
     data = dataset(MLP)
     reference = train(build(MLP), global_batches(data))
-    ddp = DDP(build(MLP), bucket_cap_mb=0.0005, gradient_as_bucket_view=True)
-    assert len(ddp.reducer.buckets) >= 3, f"expected several buckets, got {len(ddp.reducer.buckets)}"
-    train(ddp, my_batches(data))
-    for p in ddp.parameters():
-        assert any(np.shares_memory(p.grad.numpy(), b.buffer.numpy()) for b in ddp.reducer.buckets)
-    assert_same(ddp, reference, "gradient_as_bucket_view with small buckets")
+    for as_view in (False, True):
+        ddp = DDP(build(MLP), bucket_cap_mb=0.0005, gradient_as_bucket_view=as_view)
+        train(ddp, my_batches(data))
+        assert len(ddp.reducer.buckets) >= 3, f"expected several buckets, got {len(ddp.reducer.buckets)}"
+        for p in ddp.parameters():
+            in_bucket = any(np.shares_memory(p.grad.numpy(), b.buffer.numpy()) for b in ddp.reducer.buckets)
+            assert in_bucket == as_view, f"gradient_as_bucket_view={as_view} but .grad in bucket: {in_bucket}"
+        assert_same(ddp, reference, f"small buckets, gradient_as_bucket_view={as_view}")
 
 
 def scenario_no_sync():
@@ -283,9 +287,9 @@ def _hooked_training(hook_state, hook):
 
 def scenario_comm_hooks():
     """The explicit all-reduce hook matches the built-in average; fp16/bf16 are close, not exact."""
-    ddp, reference = _hooked_training(None, comm_hooks.allreduce_hook)
+    ddp, reference = _hooked_training(None, default_hooks.allreduce_hook)
     assert_same(ddp, reference, "allreduce_hook")
-    for hook in (comm_hooks.fp16_compress_hook, comm_hooks.bf16_compress_hook):
+    for hook in (default_hooks.fp16_compress_hook, default_hooks.bf16_compress_hook):
         ddp, reference = _hooked_training(None, hook)
         assert_same(ddp, reference, hook.__name__, rtol=2e-2, atol=2e-3)
 
@@ -330,7 +334,7 @@ def scenario_checkpoint_resume():
     dist.barrier()
 
     bare = build(MLP, seed=55)
-    bare.load_state_dict({k[len("module."):]: v for k, v in first.state_dict().items()})
+    bare.load_state_dict({k.removeprefix("module."): v for k, v in first.state_dict().items()})
     assert_same(bare, first, "stripped DDP state_dict")
 
     checkpoint = torch.load(path)

@@ -16,9 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")
 JOB_TIMEOUT = 120
 
-EVERY_WORLD = ["mlp", "cnn_syncbn", "lstm", "no_sync", "unused_parameters", "unused_parameters_with_no_sync"]
+EVERY_WORLD = ["mlp", "cnn_syncbn", "lstm", "no_sync", "unused_parameters", "unused_parameters_with_no_sync",
+               "small_buckets"]
 TWO_RANKS_ONLY = ["parameters_broadcast_from_rank0", "shape_mismatch_names_parameter_and_ranks",
-                  "small_buckets_as_views", "unused_without_detection_raises", "comm_hooks",
+                  "unused_without_detection_raises", "comm_hooks",
                   "error_feedback", "checkpoint_resume"]
 
 

@@ -29,6 +29,7 @@ def test_dynamic_linear_int8_per_channel_weights_and_size():
     assert isinstance(model[0], nn.Linear)  # not in place by default
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_dynamic_quantization_matches_torch_weight_rounding():
     torch_ref = pytest.importorskip("torch")
     linear = nn.Linear(32, 16)

@@ -190,17 +190,17 @@ def test_resnet_keys_match_torchvision_layout(name):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", ["vgg16_bn", "alexnet"])
-def test_vgg_alexnet_keys_match_torchvision_layout(name):
-    model = getattr(models, name)(num_classes=3)
-    _assert_keys_match_torch(name, model, 3)
+def test_alexnet_keys_match_torchvision_layout():
+    _assert_keys_match_torch("alexnet", models.alexnet(num_classes=3), 3)
 
 
-@pytest.mark.parametrize("name,cfg", [("vgg11", "A"), ("vgg16", "D")])
-def test_vgg_without_bn_feature_keys(name, cfg):
-    # The classifier is shared by all VGGs (checked above); building only the features keeps this quick.
+@pytest.mark.parametrize("name,cfg,batch_norm", [("vgg11", "A", False), ("vgg16", "D", False),
+                                                 ("vgg16_bn", "D", True)])
+def test_vgg_feature_keys(name, cfg, batch_norm):
+    # The classifier is shared by all VGGs (vgg11_bn is checked whole in the training-step test);
+    # building only the features keeps this quick.
     _, builders = _torch_models()
-    features = models.vgg.make_layers(models.vgg._CONFIGS[cfg], batch_norm=False)
+    features = models.vgg.make_layers(models.vgg._CONFIGS[cfg], batch_norm=batch_norm)
     reference = builders[name](3).features
     assert _shapes(features.state_dict()) == _shapes(reference.state_dict())
 
@@ -247,7 +247,7 @@ def test_train_resnet_cifar_example_runs_on_synthetic_data(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "examples", "train_resnet_cifar.py"), "--steps", "2",
          "--batch-size", "4", "--synthetic-size", "16", "--data", str(tmp_path)],
-        capture_output=True, text=True, timeout=110, cwd=REPO)
+        check=False, capture_output=True, text=True, timeout=110, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "synthetic" in result.stdout
     assert "traced-vs-eager max diff 0.00e+00" in result.stdout

@@ -87,6 +87,9 @@ def parallel_apply(replicas, inputs, kwargs_list):
 
 
 class DataParallel(Module):
+    """Split each batch along `dim` over `device_ids`, run one replica per device in its own thread, and
+    gather the outputs on `output_device`; gradients flow back into `module`'s own parameters."""
+
     def __init__(self, module, device_ids=None, output_device=None, dim=0):
         super().__init__()
         if device_ids is None:
@@ -103,8 +106,7 @@ class DataParallel(Module):
             moved = scatter(inputs, devices, self.dim)[0] if inputs else ()
             return self.module(*moved, **kwargs)
         scattered = scatter(inputs, devices, self.dim)
-        kwargs_list = scatter([kwargs], devices, self.dim) if kwargs else [[{}]] * len(devices)
-        kwargs_list = [k[0] for k in kwargs_list]
+        kwargs_list = [parts[0] for parts in scatter((kwargs,), devices, self.dim)] if kwargs else [{}] * len(devices)
         replicas = replicate(self.module, devices)
         outputs = parallel_apply(replicas, scattered, kwargs_list)
         return gather(outputs, self.output_device, self.dim)

@@ -100,9 +100,8 @@ class DistributedDataParallel(Module):
         by_dtype = {}
         for t in tensors:
             by_dtype.setdefault(t._data.dtype, []).append(t)
-        for dtype, group in by_dtype.items():
-            flat = Tensor._wrap(np.concatenate([t._data.reshape(-1) for t in group]) if group else
-                                np.zeros(0, dtype=dtype))
+        for group in by_dtype.values():
+            flat = Tensor._wrap(np.concatenate([t._data.reshape(-1) for t in group]))
             dist.broadcast(flat, src=self._root, group=self.process_group)
             offset = 0
             for t in group:

@@ -3,16 +3,17 @@
 Parameters are first packed in reverse registration order (roughly the order backward produces their
 gradients); after the first synchronised backward the buckets are rebuilt once in the order the
 gradients really arrived (rank 0's order, so every rank agrees). A post-accumulate-grad hook copies
-each gradient into its bucket's flat buffer; a full bucket starts an asynchronous all-reduce while
-backward continues. Buckets are launched strictly in index order so every rank issues the same
-collectives in the same order.
+each gradient into its bucket's flat buffer (a bucket holding one big parameter all-reduces its
+`.grad` in place instead); a full bucket starts an asynchronous all-reduce while backward continues.
+Buckets are launched strictly in index order so every rank issues the same collectives in the same
+order.
 """
 import time
 
 import numpy as np
 
 from ... import distributed as dist
-
+from ...core.backend import get_array_module
 from ...core.tensor import Tensor
 from ...futures import Future
 from .comm_hooks import GradBucket
@@ -29,30 +30,71 @@ class Bucket:
         for p in params:
             self.offsets.append(offset)
             offset += p._data.size
-        self.buffer = Tensor._wrap(np.zeros(offset, dtype=dtype))
+        xp = get_array_module(params[0]._data)
+        self.buffer = Tensor._wrap(xp.zeros(offset, dtype=dtype))
         self.views = [self.buffer._data[start:start + p._data.size].reshape(p._data.shape)
                       for p, start in zip(params, self.offsets)]
         self.pending = len(params)
         self.future = None
+        # What this step's all-reduce works on: the flat buffer, or a lone parameter's own `.grad`.
+        self.comm_buffer = self.buffer
 
 
-def plan_buckets(params_in_ready_order, bucket_cap_bytes, first_bucket_bytes=FIRST_BUCKET_BYTES):
-    """Group parameters, in the order their gradients are expected, under the byte caps (one dtype
-    per bucket).
+def plan_buckets(params, owners, bucket_cap_bytes, first_bucket_bytes=FIRST_BUCKET_BYTES):
+    """Group parameters, in the order their gradients are expected, under the byte caps.
 
-    The first bucket is kept small so the first all-reduce starts early in backward.
+    `owners[i]` names the module holding params[i]. A module's parameters get their gradients from
+    the same backward step, so they never top up an earlier bucket: a big layer's bias there would
+    hold that bucket back until the layer's whole backward is done. A parameter of at least
+    `first_bucket_bytes` gets a bucket of its own, which is all-reduced in its `.grad` without copies.
+    Each bucket holds one dtype; the first is kept small so the first all-reduce starts early.
     """
-    buckets, current, size, cap = [], [], 0, min(first_bucket_bytes, bucket_cap_bytes)
-    for p in params_in_ready_order:
-        nbytes = p._data.nbytes
-        if current and (size + nbytes > cap or p._data.dtype != current[0]._data.dtype):
-            buckets.append(current)
-            current, size, cap = [], 0, bucket_cap_bytes
-        current.append(p)
-        size += nbytes
-    if current:
-        buckets.append(current)
-    return [Bucket(i, group, group[0]._data.dtype) for i, group in enumerate(buckets)]
+    lone_bytes = min(first_bucket_bytes, bucket_cap_bytes)
+    planner = _BucketPacker(lone_bytes, bucket_cap_bytes)
+    for group in _runs_of_same_owner(params, owners):
+        large = [p for p in group if p._data.nbytes >= lone_bytes]
+        small = [p for p in group if p._data.nbytes < lone_bytes]
+        if large:
+            planner.close()
+        planner.add_together(small)
+        for p in large:
+            planner.close()
+            planner.add_together([p])
+        if large:
+            planner.close()
+    planner.close()
+    return [Bucket(i, group, group[0]._data.dtype) for i, group in enumerate(planner.buckets)]
+
+
+class _BucketPacker:
+    def __init__(self, first_cap, cap):
+        self.buckets, self.current, self.size = [], [], 0
+        self.cap, self.next_cap = first_cap, cap
+
+    def close(self):
+        if self.current:
+            self.buckets.append(self.current)
+            self.current, self.size, self.cap = [], 0, self.next_cap
+
+    def add_together(self, params):
+        """Append `params` to the open bucket, or start a new one when they would overflow it."""
+        if self.current and self.size + sum(p._data.nbytes for p in params) > self.cap:
+            self.close()
+        for p in params:
+            if self.current and p._data.dtype != self.current[0]._data.dtype:
+                self.close()
+            self.current.append(p)
+            self.size += p._data.nbytes
+
+
+def _runs_of_same_owner(params, owners):
+    runs = []
+    for p, owner in zip(params, owners):
+        if runs and runs[-1][0] == owner:
+            runs[-1][1].append(p)
+        else:
+            runs.append((owner, [p]))
+    return [group for _, group in runs]
 
 
 class Reducer:
@@ -63,14 +105,13 @@ class Reducer:
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.bucket_cap_bytes = bucket_cap_bytes
         self.index_of = {id(p): i for i, p in enumerate(params)}
-        self._use_buckets(plan_buckets(params[::-1], bucket_cap_bytes))
+        self.owners = [name.rpartition(".")[0] for name in names]
+        self._use_buckets(plan_buckets(params[::-1], self.owners[::-1], bucket_cap_bytes))
         # Parameter indices in the order gradients became ready, kept until the buckets are rebuilt.
         self.ready_order = []
         self.arrival_order = None
         self.rebuilt = False
-        self.world_size = dist.get_world_size(process_group)
-        # None: the built-in average, which divides while copying gradients into the bucket so the
-        # all-reduce result needs no second pass.
+        # None: the built-in average (see _communicate).
         self.comm_hook = None
         self.comm_state = process_group
         self.active = False
@@ -96,7 +137,8 @@ class Reducer:
         order = Tensor._wrap(np.array(self.arrival_order, dtype=np.int64))
         root = 0 if self.process_group is None else dist.get_global_rank(self.process_group, 0)
         dist.broadcast(order, src=root, group=self.process_group)
-        self._use_buckets(plan_buckets([self.params[i] for i in order._data], self.bucket_cap_bytes))
+        self._use_buckets(plan_buckets([self.params[i] for i in order._data],
+                                       [self.owners[i] for i in order._data], self.bucket_cap_bytes))
         self.rebuilt = True
 
     def register_comm_hook(self, state, hook):
@@ -118,6 +160,7 @@ class Reducer:
         for bucket in self.buckets:
             bucket.pending = len(bucket.params)
             bucket.future = None
+            bucket.comm_buffer = bucket.buffer
         self.next_to_launch = 0
         self.ready_ids = set()
         self.ready_order = []
@@ -164,23 +207,28 @@ class Reducer:
         self.ready_ids.add(id(param))
         if not self.rebuilt:
             self.ready_order.append(self.index_of[id(param)])
+        grad = param.grad
         view = bucket.views[position]
-        # Multiplying by the reciprocal is exact for power-of-two world sizes and within one ulp of
-        # dividing otherwise, at a fraction of a division's cost.
-        scale = 1.0 / self.world_size if self.comm_hook is None else 1.0
-        if param.grad is None:
+        if grad is None:
             view[...] = 0
-        elif self.gradient_as_bucket_view and param.grad._data.base is bucket.buffer._data:
-            # .grad already is this view: backward accumulated straight into the bucket.
-            if scale != 1.0:
-                np.multiply(view, scale, out=view)
-        else:
-            np.multiply(param.grad._data, scale, out=view)
+        elif self._reduce_in_place(bucket, grad):
+            bucket.comm_buffer = grad
+        elif not (self.gradient_as_bucket_view and grad._data.base is bucket.buffer._data):
+            view[...] = grad._data
             if self.gradient_as_bucket_view:
                 param.grad = Tensor._wrap(view)
         bucket.pending -= 1
         if bucket.pending == 0:
             self._launch_ready_buckets()
+
+    def _reduce_in_place(self, bucket, grad):
+        """A bucket holding one parameter can all-reduce that `.grad` itself: no copy in or out.
+
+        Only for the built-in average (hooks are promised the bucket's flat buffer) and when `.grad`
+        is not meant to be a view of the bucket.
+        """
+        return (self.comm_hook is None and not self.gradient_as_bucket_view and len(bucket.params) == 1
+                and grad._data.flags.c_contiguous and grad._data.dtype == bucket.buffer._data.dtype)
 
     def _launch_ready_buckets(self):
         while self.next_to_launch < len(self.buckets) and self.buckets[self.next_to_launch].pending == 0:
@@ -192,8 +240,10 @@ class Reducer:
 
     def _communicate(self, bucket):
         if self.comm_hook is None:
-            work = dist.all_reduce(bucket.buffer, group=self.process_group, async_op=True)
-            return Future.from_work(work, bucket.buffer)
+            # AVG divides inside the communication thread, piece by piece, while each is in cache.
+            work = dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group,
+                                   async_op=True)
+            return Future.from_work(work, bucket.comm_buffer)
         is_last = bucket.index == len(self.buckets) - 1
         return self.comm_hook(self.comm_state, GradBucket(bucket.index, bucket.buffer, bucket.params, is_last))
 
@@ -210,6 +260,8 @@ class Reducer:
             globally_unused = {id(p) for p, count in zip(self.params, self.used_counts._data) if count == 0}
         self.exposed_seconds += time.perf_counter() - started
         for bucket, result in zip(self.buckets, results):
+            if bucket.comm_buffer is not bucket.buffer:
+                continue  # reduced in place: `.grad` already holds the average
             if result is not bucket.buffer and result is not None:
                 bucket.buffer._data[...] = result._data
             for position, p in enumerate(bucket.params):
