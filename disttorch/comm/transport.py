@@ -134,6 +134,7 @@ class Transport:
         self._left = set()
         self._status = {}
         self._next_check = 0.0
+        self._router_poll = [(self._router, zmq.POLLIN)]
         self.progress = {}
         self._dealers = {}
         self._monitors = {}
@@ -263,18 +264,17 @@ class Transport:
         return None
 
     def _wait_for_message(self, src, ctx):
-        # Health checks run only once the socket stayed quiet for a poll interval:
-        # the latency path is one non-blocking read or one poll.
-        # A steady stream of unrelated messages must not starve the checks either.
-        if self._receive_one(zmq.NOBLOCK):
-            if time.monotonic() > self._next_check:
-                self._check(ctx, src)
-            return
+        # Health checks run when the socket stayed quiet for a poll interval, and at
+        # most every interval otherwise, so a stream of unrelated messages cannot
+        # starve them either; the latency path is one poll and the reads.
         now = time.monotonic()
         timeout_ms = _POLL_MS
         if ctx.deadline is not None:
             timeout_ms = max(0, min(timeout_ms, int((ctx.deadline - now) * 1000) + 1))
-        if not (self._router.poll(timeout_ms) and self._receive_one(zmq.NOBLOCK)):
+        if self._drain(timeout_ms):
+            if now > self._next_check:
+                self._check(ctx, src)
+        else:
             self._check(ctx, src)
 
     def _check(self, ctx, waiting_on):
@@ -282,25 +282,37 @@ class Transport:
         self._check_health(ctx, waiting_on)
 
     def _pump(self, timeout_ms):
-        if self._router.poll(timeout_ms):
-            while self._receive_one(zmq.NOBLOCK):
-                pass
+        self._drain(timeout_ms)
 
-    def _receive_one(self, flags):
+    def _drain(self, timeout_ms):
+        """Wait up to ``timeout_ms`` for the ROUTER, then read everything queued there."""
+        if not zmq.zmq_poll(self._router_poll, timeout_ms):
+            return False
+        while self._receive_one() and self._router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            pass
+        return True
+
+    def _receive_one(self):
         router = self._router
         try:
-            identity = router.recv(flags)
+            identity = router.recv(zmq.NOBLOCK)
         except zmq.Again:
             return False
-        header = router.recv() if router.getsockopt(zmq.RCVMORE) else None
-        payload = router.recv(copy=False) if router.getsockopt(zmq.RCVMORE) else None
-        extra = router.getsockopt(zmq.RCVMORE)
-        while router.getsockopt(zmq.RCVMORE):
-            router.recv()
+        if not router.getsockopt(zmq.RCVMORE):
+            return True
+        header = router.recv()
+        payload = None
+        if router.getsockopt(zmq.RCVMORE):
+            payload = router.recv(copy=False)
+            if router.getsockopt(zmq.RCVMORE):
+                # Ours never have more than two frames: this is garbage, drop it whole.
+                while router.getsockopt(zmq.RCVMORE):
+                    router.recv()
+                return True
         src = self._identities.get(identity)
         if src is None:
             self._accept_hello(identity, header)
-        elif header is not None and not extra:
+        else:
             self._route(src, header, payload)
         return True
 
