@@ -52,16 +52,30 @@ default_generator = _random.default_generator
 __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx",
-               "quantization", "backends", "testing", "multiprocessing"}
+               "quantization", "futures"}
+# torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
+_ALIASES = {"ao": "quantization"}
+_FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization"}
 
 
 def __getattr__(name):
     # Subpackages load on first use, so `import disttorch` stays quick for launcher workers.
     if name in _SUBMODULES:
         return _importlib.import_module(f"{__name__}.{name}")
+    if name in _ALIASES:
+        return _AoNamespace(_importlib.import_module(f"{__name__}.{_ALIASES[name]}"))
+    if name in _FROM_SUBMODULE:
+        return getattr(_importlib.import_module(f"{__name__}.{_FROM_SUBMODULE[name]}"), name)
     if name in ("save", "load"):
         return getattr(_importlib.import_module(f"{__name__}.serialization"), name)
     raise AttributeError(f"module 'disttorch' has no attribute '{name}'")
+
+
+class _AoNamespace:
+    """torch.ao: `torch.ao.quantization` is our `disttorch.quantization`."""
+
+    def __init__(self, quantization):
+        self.quantization = quantization
 
 
 def is_tensor(obj):
