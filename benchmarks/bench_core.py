@@ -7,13 +7,12 @@ Repetitions alternate between the two libraries so drifts in machine load hit bo
 Last line: `core: mlp_ratio=X op_overhead_ratio=Y` (disttorch time / torch time).
 """
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # shared helpers sit beside this file
+from _timing import compare  # noqa: E402  (sets one BLAS thread before numpy loads)
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -109,26 +108,6 @@ def _op_overhead(lib, a_values, b_values):
     return run
 
 
-def _time(fn, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
-def _compare(name, ours, ref, calls, rounds):
-    for fn in (ours, ref):
-        _time(fn, max(1, calls // 2))
-    ours_times, ref_times = [], []
-    for _ in range(rounds):
-        ours_times.append(_time(ours, calls))
-        ref_times.append(_time(ref, calls))
-    ours_med, ref_med = statistics.median(ours_times), statistics.median(ref_times)
-    ratio = ours_med / ref_med
-    print(f"{name}: disttorch {ours_med * 1e3:.3f} ms  torch {ref_med * 1e3:.3f} ms  ratio {ratio:.2f}")
-    return ratio
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -149,12 +128,12 @@ def main():
     first = (ours_step(x_ours, y_ours).item(), ref_step(x_ref, y_ref).item())
     print(f"mlp: disttorch built from {'nn/optim' if use_nn else 'core ops'}; "
           f"first losses {first[0]:.5f} vs {first[1]:.5f}")
-    mlp_ratio = _compare("mlp 784-512-256-10 b128 step", lambda: ours_step(x_ours, y_ours),
+    mlp_ratio = compare("mlp 784-512-256-10 b128 step", lambda: ours_step(x_ours, y_ours),
                          lambda: ref_step(x_ref, y_ref), args.mlp_steps, args.rounds)
 
     a_values = rng.uniform(0.5, 1.0, 16).astype(np.float32)
     b_values = rng.uniform(0.9, 1.0, 16).astype(np.float32)
-    op_ratio = _compare("100x(add, mul) 16 elems + backward", _op_overhead(disttorch, a_values, b_values),
+    op_ratio = compare("100x(add, mul) 16 elems + backward", _op_overhead(disttorch, a_values, b_values),
                         _op_overhead(torch, a_values, b_values), args.op_calls, args.rounds)
     print(f"core: mlp_ratio={mlp_ratio:.2f} op_overhead_ratio={op_ratio:.2f}")
 

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # shared helpers sit beside this file
+import _timing  # noqa: E402,F401  (one BLAS thread per process, inherited by the workers)
 
 BATCH = 128
 WARMUP = 10

@@ -13,21 +13,18 @@ Last line: `nn: cnn_ratio=X lstm_ratio=Y loader_ratio=Z` (time ratios disttorch 
 throughput ratio disttorch / torch for Z).
 """
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # shared helpers sit beside this file
+from _timing import compare  # noqa: E402  (sets one BLAS thread before numpy loads)
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import disttorch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_loader sits beside this file
 from bench_loader import loader_ratio  # noqa: E402
 
 torch.set_num_threads(1)
@@ -87,27 +84,6 @@ def _steps(make_model, make_optimizer, x, y):
     return mine, ref
 
 
-def _time(fn, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
-def _compare(name, ours, ref, calls, rounds):
-    for fn in (ours, ref):
-        _time(fn, max(1, calls // 2))
-    ours_times, ref_times = [], []
-    for _ in range(rounds):
-        ours_times.append(_time(ours, calls))
-        ref_times.append(_time(ref, calls))
-    ours_best, ref_best = min(ours_times), min(ref_times)
-    ratio = ours_best / ref_best
-    print(f"{name}: disttorch {ours_best * 1e3:.2f} ms  torch {ref_best * 1e3:.2f} ms  ratio {ratio:.2f}  "
-          f"(medians {statistics.median(ours_times) * 1e3:.2f} / {statistics.median(ref_times) * 1e3:.2f} ms)")
-    return ratio
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -119,12 +95,12 @@ def main():
     images = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
     digits = rng.integers(0, 10, 64)
     ours, ref = _steps(_cnn, lambda lib, m: lib.optim.SGD(m.parameters(), lr=0.01), images, digits)
-    cnn_ratio = _compare("cnn (batch 64, fwd+bwd+SGD)", ours, ref, args.cnn_steps, args.rounds)
+    cnn_ratio = compare("cnn (batch 64, fwd+bwd+SGD)", ours, ref, args.cnn_steps, args.rounds)
 
     sequences = rng.standard_normal((32, 20, 10)).astype(np.float32)
     classes = rng.integers(0, 2, 32)
     ours, ref = _steps(_lstm_classifier, lambda lib, m: lib.optim.Adam(m.parameters(), lr=1e-3), sequences, classes)
-    lstm_ratio = _compare("lstm (batch 32 x 20 steps, fwd+bwd+Adam)", ours, ref, args.lstm_steps, args.rounds)
+    lstm_ratio = compare("lstm (batch 32 x 20 steps, fwd+bwd+Adam)", ours, ref, args.lstm_steps, args.rounds)
 
     loader = loader_ratio()
     print(f"loader (TensorDataset, batch 128): throughput ratio {loader:.2f}")

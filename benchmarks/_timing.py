@@ -1,0 +1,36 @@
+"""Shared by the benchmarks: one BLAS thread per process, and alternating side-by-side timing.
+
+Import this module before numpy or torch so the thread settings take effect.
+"""
+import os
+import statistics
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+
+def seconds_per_call(fn, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def compare(name, ours, ref, calls, rounds):
+    """Time `ours` against `ref` in alternating rounds; returns ours / ref on each side's best round.
+
+    Rounds alternate so drifts in machine load hit both; the best round is the one least disturbed by
+    other work, for either library. Medians are printed alongside.
+    """
+    for fn in (ours, ref):
+        seconds_per_call(fn, max(1, calls // 2))
+    ours_times, ref_times = [], []
+    for _ in range(rounds):
+        ours_times.append(seconds_per_call(ours, calls))
+        ref_times.append(seconds_per_call(ref, calls))
+    ours_best, ref_best = min(ours_times), min(ref_times)
+    ratio = ours_best / ref_best
+    print(f"{name}: disttorch {ours_best * 1e3:.3f} ms  torch {ref_best * 1e3:.3f} ms  ratio {ratio:.2f}  "
+          f"(medians {statistics.median(ours_times) * 1e3:.3f} / {statistics.median(ref_times) * 1e3:.3f} ms)")
+    return ratio
