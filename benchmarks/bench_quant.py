@@ -13,17 +13,22 @@ accuracy: a small CNN trained on the bundled digits, then static post-training q
 Last line: quant: speedup=X size_ratio=Y acc_drop=Z
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 import warnings
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # shared helpers sit beside this file
+import _timing  # noqa: E402,F401  (one BLAS thread, like every benchmark here)
 
-import disttorch
-import disttorch.nn as nn
-from disttorch import quantization as tq
-from disttorch.utils.data import DataLoader, TensorDataset
-from disttorch.vision.datasets import Digits
+import numpy as np  # noqa: E402
+
+import disttorch  # noqa: E402
+import disttorch.nn as nn  # noqa: E402
+from disttorch import quantization as tq  # noqa: E402
+from disttorch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from disttorch.vision.datasets import Digits  # noqa: E402
 
 
 def mlp(nn_module, hidden, in_features=1024, classes=10):

@@ -344,10 +344,12 @@ class World:
         self.default_group = ProcessGroup(self, 0, range(world_size))
         self._next_group_id = 1
         try:
+            # Every peer that reached this barrier has connected (its HELLO came first).
             self.default_group.barrier()
         except BaseException:
             self.close()
             raise
+        self.transport.unlink_ipc_path()
 
     def new_group(self, ranks):
         """Every rank must call this in the same order; non-members get None."""

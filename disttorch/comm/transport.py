@@ -141,9 +141,13 @@ class Transport:
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
             {"host": pysocket.gethostname(), "ipc": f"ipc://{self._ipc_path}",
              "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
-        for peer in range(world_size):
-            if peer != rank:
-                self._connect(peer, msgpack.unpackb(self._peer_info(store, prefix, peer)))
+        try:
+            for peer in range(world_size):
+                if peer != rank:
+                    self._connect(peer, msgpack.unpackb(self._peer_info(store, prefix, peer)))
+        except BaseException:
+            self.close()
+            raise
 
     def _peer_info(self, store, prefix, peer):
         try:
@@ -195,6 +199,15 @@ class Transport:
             return False
         return (info["host"] == pysocket.gethostname()
                 and os.path.exists(info["ipc"][len("ipc://"):]))
+
+    def unlink_ipc_path(self):
+        """Remove our ipc:// socket file once every peer is connected.
+
+        Established connections live on; the file would only let strangers in,
+        and a killed process could not clean it up later.
+        """
+        if os.path.exists(self._ipc_path):
+            os.unlink(self._ipc_path)
 
     # ---------------------------------------------------------------- sending
     def send(self, dst, header, payload=None, track=False):
@@ -332,8 +345,12 @@ class Transport:
             self._identities[identity] = rank
 
     def _route(self, src, header, payload):
-        fields = msgpack.unpackb(header)
-        kind = fields[0]
+        try:
+            fields = msgpack.unpackb(header)
+            kind = fields[0]
+        except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
+            return  # not one of our headers, even though the connection authenticated
+
         if kind == DATA:
             self._stash[(src, fields[1])].append((header, fields, payload))
         elif kind == ABORT:
@@ -468,5 +485,4 @@ class Transport:
             dealer.close()
         self._router.close()
         self._context.term()
-        if os.path.exists(self._ipc_path):
-            os.unlink(self._ipc_path)
+        self.unlink_ipc_path()
