@@ -180,3 +180,16 @@ xavier_normal = _deprecated("xavier_normal", xavier_normal_)
 kaiming_uniform = _deprecated("kaiming_uniform", kaiming_uniform_)
 kaiming_normal = _deprecated("kaiming_normal", kaiming_normal_)
 orthogonal = _deprecated("orthogonal", orthogonal_)
+
+
+def _default_layer_init_(weight, bias):
+    """PyTorch's default for Linear and convolution layers.
+
+    kaiming_uniform with a=sqrt(5) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the bias uses the same
+    bound. fan_in reads dim 1 of the weight, for conv and transposed conv alike.
+    """
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)

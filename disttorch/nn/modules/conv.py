@@ -1,5 +1,4 @@
 """Convolution layers: Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d."""
-import math
 
 from ... import empty
 from .. import init
@@ -68,13 +67,7 @@ class _ConvNd(Module):
         return _ntuple(padding, self._spatial, "padding")
 
     def reset_parameters(self):
-        # kaiming_uniform with a=sqrt(5) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default; fan_in
-        # reads dim 1 of the weight for conv and transposed conv alike.
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._default_layer_init_(self.weight, self.bias)
 
     def extra_repr(self):
         n = self._spatial
