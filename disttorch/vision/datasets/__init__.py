@@ -2,5 +2,6 @@
 from .cifar import CIFAR10
 from .digits import Digits, load_digits
 from .mnist import MNIST, FashionMNIST, read_idx
+from .vision import VisionDataset
 
-__all__ = ["CIFAR10", "Digits", "FashionMNIST", "MNIST", "load_digits", "read_idx"]
+__all__ = ["CIFAR10", "Digits", "FashionMNIST", "MNIST", "VisionDataset", "load_digits", "read_idx"]

@@ -4,9 +4,9 @@ import tarfile
 
 import numpy as np
 
-from disttorch.utils.data import Dataset
 
 from ._download import check_integrity, download_file
+from .vision import VisionDataset
 
 _IMAGE_BYTES = 3 * 32 * 32
 _RECORD_BYTES = 1 + _IMAGE_BYTES
@@ -28,7 +28,7 @@ def read_cifar_batch(path):
     return np.ascontiguousarray(images), labels
 
 
-class CIFAR10(Dataset):
+class CIFAR10(VisionDataset):
     """(image, label) pairs. Without a transform an image is a uint8 numpy array 32x32x3 (HWC, what
     torchvision gives as a PIL image); `data` is the N x 32 x 32 x 3 array and `targets` a list of ints."""
 
@@ -42,10 +42,7 @@ class CIFAR10(Dataset):
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
     def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
-        self.root = os.path.expanduser(os.fspath(root))
-        self.train = train
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(root, train, transform, target_transform)
         if download:
             self.download()
         images, labels = [], []
@@ -79,13 +76,4 @@ class CIFAR10(Dataset):
 
     def __getitem__(self, index):
         image, target = self.data[index], self.targets[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
-
-    def __repr__(self):
-        split = "Train" if self.train else "Test"
-        return (f"Dataset CIFAR10\n    Number of datapoints: {len(self)}\n    Root location: {self.root}\n"
-                f"    Split: {split}")
+        return self._transformed(image, target)

@@ -5,7 +5,8 @@ import os
 import numpy as np
 
 from disttorch.core.tensor import Tensor
-from disttorch.utils.data import Dataset
+
+from .vision import VisionDataset
 
 _DATA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                           "digits.csv.gz")
@@ -29,7 +30,7 @@ def _split_indices(count, split_seed, test_fraction):
     return np.sort(order[test_count:]), np.sort(order[:test_count])
 
 
-class Digits(Dataset):
+class Digits(VisionDataset):
     """The bundled digits as (image, label) pairs, with a deterministic train/test split.
 
     Without a transform an image is a float32 tensor 1x8x8 in [0, 1]. A transform receives the image as a
@@ -42,10 +43,7 @@ class Digits(Dataset):
 
     def __init__(self, root=None, train=True, transform=None, target_transform=None, split_seed=0,
                  test_fraction=0.2):
-        self.root = root
-        self.train = train
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(root, train, transform, target_transform)
         images, targets = load_digits()
         train_indices, test_indices = _split_indices(len(targets), split_seed, test_fraction)
         chosen = train_indices if train else test_indices
@@ -59,14 +57,7 @@ class Digits(Dataset):
 
     def __getitem__(self, index):
         target = int(self._targets[index])
+        image = self._images[index].copy()
         if self.transform is None:
-            image = Tensor._wrap(self._images[index][None].copy())
-        else:
-            image = self.transform(self._images[index].copy())
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
-
-    def __repr__(self):
-        split = "Train" if self.train else "Test"
-        return f"Dataset Digits\n    Number of datapoints: {len(self)}\n    Split: {split}"
+            image = Tensor._wrap(image[None])  # the default view: a 1x8x8 float32 tensor
+        return self._transformed(image, target)

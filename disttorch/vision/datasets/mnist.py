@@ -5,9 +5,9 @@ import os
 import numpy as np
 
 from disttorch.core.tensor import Tensor
-from disttorch.utils.data import Dataset
 
 from ._download import download_file
+from .vision import VisionDataset
 
 # IDX type codes (the third magic byte) -> big-endian numpy dtypes.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -32,7 +32,7 @@ def read_idx(path):
     return array.astype(dtype.newbyteorder("="))
 
 
-class MNIST(Dataset):
+class MNIST(VisionDataset):
     """(image, label) pairs. Without a transform an image is a uint8 numpy array HxW (what torchvision
     gives as a PIL image); transforms.ToTensor() turns it into a float32 1xHxW tensor in [0, 1]."""
 
@@ -47,10 +47,7 @@ class MNIST(Dataset):
                "8 - eight", "9 - nine"]
 
     def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
-        self.root = os.path.expanduser(os.fspath(root))
-        self.train = train
-        self.transform = transform
-        self.target_transform = target_transform
+        super().__init__(root, train, transform, target_transform)
         if download:
             self.download()
         prefix = "train" if train else "t10k"
@@ -87,16 +84,7 @@ class MNIST(Dataset):
     def __getitem__(self, index):
         image = self.data._data[index]
         target = int(self.targets._data[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
-
-    def __repr__(self):
-        split = "Train" if self.train else "Test"
-        return (f"Dataset {type(self).__name__}\n    Number of datapoints: {len(self)}\n    Root location: "
-                f"{self.root}\n    Split: {split}")
+        return self._transformed(image, target)
 
 
 class FashionMNIST(MNIST):
