@@ -99,25 +99,15 @@ class Function(_engine.Function):
 
     @classmethod
     def apply(cls, *args):
-        ctx = cls.__new__(cls)
-        ctx._saved = ()
-        ctx._freed = False
-        ctx._pre_hooks = None
+        ctx = cls._blank()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():
             out = cls.forward(ctx, *args)
-        record = grad_mode.is_grad_enabled() and any(ctx.needs_input_grad)
-        outs = out if isinstance(out, tuple) else (out,)
-        if record:
-            if len(outs) != 1:
-                raise NotImplementedError("custom Functions with several outputs are not supported yet")
-            result = Tensor._wrap(outs[0]._data)
-            result.requires_grad = True
-            result.grad_fn = ctx
-            ctx.next_functions = tuple(
-                _node(a) if need else None for a, need in zip(args, ctx.needs_input_grad))
-            return result
-        return out
+        if not (grad_mode.is_grad_enabled() and any(ctx.needs_input_grad)):
+            return out
+        if isinstance(out, tuple):
+            raise NotImplementedError("custom Functions with several outputs are not supported yet")
+        return ctx._finish(args, out._data, True)
 
     def save_for_backward(self, *tensors):
         self._saved = tensors

@@ -49,11 +49,17 @@ class Function:
         return f"<{self.name()} object>"
 
     @classmethod
-    def apply(cls, *args):
+    def _blank(cls):
+        """A fresh node, before forward fills it in."""
         ctx = cls.__new__(cls)
         ctx._saved = ()
         ctx._freed = False
         ctx._pre_hooks = None
+        return ctx
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = cls._blank()
         raw = []
         needs = []
         record = False
