@@ -23,6 +23,11 @@ Environment knobs (all optional):
   DISTTORCH_TRANSPORT=tcp use tcp:// even between processes on one host
   DISTTORCH_PIECE_BYTES   pipeline piece size (default 1 MiB, at most 16 MiB)
   DISTTORCH_DIRECT_BYTES  size up to which 3+ ranks skip the ring (default 256 KiB)
+  DISTTORCH_SHM=0         keep all_reduce and all_gather data on the sockets even when every
+                          rank of the group is on this host (by default it goes through
+                          /dev/shm, see shm.py)
+  DISTTORCH_SHM_MIN_BYTES smallest array (per rank's result) that takes shared memory
+                          (default 64 KiB)
   DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)
   DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see transport.py)
 """

@@ -3,7 +3,9 @@
 Each function receives a ``Channel`` (one collective's view of the transport:
 group size, group rank, send/recv to group ranks under this collective's
 header) and plain ndarrays. Nothing here knows about tensors, devices or
-threads; process_group.py adds those.
+threads; process_group.py adds those. When every rank of the group shares
+this host, all_reduce and all_gather of larger arrays move their data through
+shared memory instead (shm.py) and only signal over the channel.
 
 Large arrays move in pieces of at most ``PIECE_BYTES`` so that receiving,
 reducing and forwarding overlap. Buffers handed to ZeroMQ without a copy are
@@ -92,13 +94,20 @@ def recv_array(ch, src, out, header=None):
 def all_reduce(ch, buf, op):
     if ch.size == 1:
         finish_reduction(op, buf, 1)
-    elif ch.size == 2 or buf.nbytes <= DIRECT_BYTES or buf.size < ch.size:
+    elif ch.shm is not None and ch.shm.usable_for(buf.nbytes, buf.nbytes):
+        ch.shm.all_reduce(ch, buf, op, lambda channel: _all_reduce_sockets(channel, buf, op))
+    else:
+        _all_reduce_sockets(ch, buf, op)
+
+
+def _all_reduce_sockets(ch, buf, op):
+    if ch.size == 2 or buf.nbytes <= DIRECT_BYTES or buf.size < ch.size:
         _all_reduce_direct(ch, buf, op)
     else:
         _all_reduce_ring(ch, buf, op)
 
 
-def _fold_in_rank_order(contributions, op, out):
+def fold_in_rank_order(contributions, op, out):
     """Reduce in rank order on every rank so all ranks get bit-identical results."""
     ufunc = REDUCE_UFUNCS[op]
     ufunc(contributions[0], contributions[1], out=out)
@@ -123,7 +132,7 @@ def _all_reduce_direct(ch, buf, op):
                 # Ranks >= 2 overwrite their piece before folding their own values in.
                 contributions.append(mine.copy() if peer >= 2 else mine)
         ch.wait_sent([trackers[index] for trackers in sent])
-        _fold_in_rank_order(contributions, op, mine)
+        fold_in_rank_order(contributions, op, mine)
         finish_reduction(op, mine, ch.size)
 
 
@@ -220,7 +229,7 @@ def _reduce_direct(ch, buf, op, dst):
             received = np.empty_like(buf)
             recv_array(ch, peer, received)
             contributions.append(received)
-    _fold_in_rank_order(contributions, op, buf)
+    fold_in_rank_order(contributions, op, buf)
     finish_reduction(op, buf, ch.size)
 
 
@@ -269,7 +278,7 @@ def _reduce_scatter_direct(ch, out, source, op):
             recv_array(ch, peer, received)
             contributions.append(received)
     ch.wait_sent(trackers)
-    _fold_in_rank_order(contributions, op, out)
+    fold_in_rank_order(contributions, op, out)
     finish_reduction(op, out, ch.size)
 
 
@@ -325,6 +334,13 @@ def _broadcast_chain(ch, buf, src):
 # --------------------------------------------------------------------- all_gather
 def all_gather(ch, out, mine):
     """``out`` has size * mine.size elements; block r receives rank r's ``mine``."""
+    if ch.size > 1 and ch.shm is not None and ch.shm.usable_for(out.nbytes, mine.nbytes):
+        ch.shm.all_gather(ch, out, mine, lambda channel: _all_gather_sockets(channel, out, mine))
+    else:
+        _all_gather_sockets(ch, out, mine)
+
+
+def _all_gather_sockets(ch, out, mine):
     blocks = out.reshape(ch.size, -1)
     blocks[ch.rank] = mine
     if ch.size == 1:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import msgpack
 import numpy as np
 
-from . import auth
+from . import auth, shm
 from . import collectives as algo
 from .errors import DistBackendError, DistError
 from .store import TCPStore, as_seconds
@@ -46,15 +46,17 @@ def reduce_op_name(op):
 
 class Channel:
     """One collective's view of the transport: group ranks in, global ranks out."""
-    __slots__ = ("_transport", "_members", "_ctx", "_header", "size", "rank")
+    __slots__ = ("_transport", "_members", "_ctx", "_header", "size", "rank", "shm")
 
-    def __init__(self, transport, members, rank, ctx, header):
+    def __init__(self, transport, members, rank, ctx, header, shm=None):
         self._transport = transport
         self._members = members
         self._ctx = ctx
         self._header = header
         self.size = len(members)
         self.rank = rank
+        # This group's shm.SharedSegments when every member shares this host, else None.
+        self.shm = shm
 
     def others(self):
         return [peer for peer in range(self.size) if peer != self.rank]
@@ -65,11 +67,21 @@ class Channel:
         fields[5] = count
         return msgpack.packb(fields)
 
+    def variant_header(self, variant):
+        """This collective's header with the op renamed ``op[variant]`` (another algorithm's
+        messages), so ranks that chose different algorithms see a mismatch, not garbage."""
+        fields = msgpack.unpackb(self._header)
+        fields[3] = f"{fields[3]}[{variant}]"
+        return msgpack.packb(fields)
+
     def send(self, peer, payload, track=False, header=None):
         return self._transport.send(self._members[peer], header or self._header, payload, track)
 
     def recv(self, peer, header=None):
         return self._transport.recv(self._members[peer], header or self._header, self._ctx)
+
+    def raise_if_aborted(self):
+        self._transport.raise_if_aborted(self._ctx, drain=True)
 
     def wait_sent(self, trackers):
         self._transport.wait_sent([tracker for tracker in trackers if tracker is not None],
@@ -111,6 +123,8 @@ class ProcessGroup:
         self.size = len(self.ranks)
         self._seq = 0
         self._failure = None
+        self._shm = (shm.SharedSegments(self.size, self.rank)
+                     if shm.available(world.transport, self.ranks) else None)
 
     def __repr__(self):
         return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
@@ -137,7 +151,7 @@ class ProcessGroup:
             transport.progress[self.group_id] = (seq, op, True)
             try:
                 transport.raise_if_aborted(ctx)
-                algorithm(Channel(transport, self.ranks, self.rank, ctx, header))
+                algorithm(Channel(transport, self.ranks, self.rank, ctx, header, self._shm))
                 transport.raise_if_aborted(ctx, drain=True)
             except DistError as error:
                 self._failure = error

@@ -138,6 +138,7 @@ class Transport:
         self.progress = {}
         self._dealers = {}
         self._monitors = {}
+        self.local_peers = set()
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
             {"host": pysocket.gethostname(), "ipc": f"ipc://{self._ipc_path}",
              "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
@@ -186,6 +187,8 @@ class Transport:
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
             dealer.setsockopt(option, value)
         self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        if self._is_local(info):
+            self.local_peers.add(peer)
         dealer.connect(info["ipc"] if self._can_use_ipc(info) else info["tcp"])
         nonce = auth.new_nonce()
         mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
@@ -193,12 +196,14 @@ class Transport:
         self._dealers[peer] = dealer
 
     @staticmethod
-    def _can_use_ipc(info):
+    def _is_local(info):
         """Same host and the peer's socket file is visible (containers may hide it)."""
-        if os.environ.get("DISTTORCH_TRANSPORT", "") == "tcp":
-            return False
         return (info["host"] == pysocket.gethostname()
                 and os.path.exists(info["ipc"][len("ipc://"):]))
+
+    @classmethod
+    def _can_use_ipc(cls, info):
+        return os.environ.get("DISTTORCH_TRANSPORT", "") != "tcp" and cls._is_local(info)
 
     def unlink_ipc_path(self):
         """Remove our ipc:// socket file once every peer is connected.

@@ -56,3 +56,11 @@ def reports(output):
 def assert_all_ok(results):
     for rank, (code, output) in enumerate(results):
         assert code == 0, f"rank {rank} exited with {code}:\n{output}"
+
+
+def shm_files_of(procs):
+    """Shared-memory files the workers ``procs`` left in /dev/shm (names carry the pid)."""
+    if not os.path.isdir("/dev/shm"):
+        return []
+    return [name for name in os.listdir("/dev/shm")
+            if any(name.startswith(f"disttorch-{proc.pid}-") for proc in procs)]

@@ -379,6 +379,34 @@ def scenario_steady():
     report(rank=RANK, checks=check.count)
 
 
+def scenario_shm_fallback():
+    """Rank 1 cannot get a file for arrays over 1 MiB: those go over the sockets, the rest stay."""
+    if RANK == 1:
+        import disttorch.comm.shm as shm
+        real_half_bytes = shm._half_bytes
+        # A file far larger than any /dev/shm: fallocate fails like on a full one.
+        shm._half_bytes = lambda nbytes: 1 << 60 if nbytes > 1 << 20 else real_half_bytes(nbytes)
+    dist.init_process_group("zmq", timeout=60)
+    check = Checker()
+    for salt, size in enumerate([1 << 16, 1 << 20, 1 << 16, 1 << 20, 1 << 18]):
+        everyone = [values(rank, np.float32, size, salt) for rank in range(WORLD)]
+        tensor = t(everyone[RANK])
+        dist.all_reduce(tensor)
+        check.equal(tensor, functools.reduce(np.add, everyone), f"all_reduce x{size}")
+    import disttorch.comm as comm
+    sockets_from = comm.world().default_group._shm._limit_bytes
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count, sockets_from=sockets_from)
+
+
+def scenario_shm_one_rank_off():
+    """Rank 1 turned shared memory off: the first large all_reduce is a mismatch, not garbage."""
+    if RANK == 1:
+        os.environ["DISTTORCH_SHM"] = "0"
+    dist.init_process_group("zmq", timeout=30)
+    report(rank=RANK, error=_catch(lambda: dist.all_reduce(t(np.ones(1 << 18, np.float32)))))
+
+
 def scenario_init_only():
     dist.init_process_group("zmq", timeout=2)
     dist.destroy_process_group()

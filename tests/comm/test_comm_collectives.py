@@ -1,7 +1,7 @@
 """Every collective x reduce op x dtype x world size, in real processes, against numpy."""
 import pytest
 
-from comm_harness import assert_all_ok, reports, run_job
+from comm_harness import assert_all_ok, finish_job, reports, run_job, shm_files_of, start_job
 
 # Tiny pieces and a tiny direct-path limit push even small arrays through the
 # chunked ring and chain code paths, so the matrix stays cheap.
@@ -23,9 +23,9 @@ def test_matrix_over_tcp_with_default_pieces():
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("world_size", [2, 3])
-def test_large_arrays_default_pieces(world_size):
-    results = run_job("large", world_size, timeout=110)
+@pytest.mark.parametrize("world_size,shm", [(2, "1"), (3, "1"), (3, "0")])
+def test_large_arrays_default_pieces(world_size, shm):
+    results = run_job("large", world_size, env={"DISTTORCH_SHM": shm}, timeout=110)
     assert_all_ok(results)
     assert reports(results[0][1])[-1]["checks"] == 4
 
@@ -33,3 +33,14 @@ def test_large_arrays_default_pieces(world_size):
 @pytest.mark.timeout(120)
 def test_matrix_with_curve_encryption():
     assert_all_ok(run_job("matrix", 2, env={"DISTTORCH_CURVE": "1", **SMALL_PIECES}, timeout=110))
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_collective_matrix_over_shared_memory(world_size):
+    """Every array, even an empty one, takes the shared-memory path; no file outlives the job."""
+    procs, _ = start_job("matrix", world_size, env={**SMALL_PIECES, "DISTTORCH_SHM_MIN_BYTES": "0"})
+    results = finish_job(procs, timeout=140)
+    assert_all_ok(results)
+    assert all(reports(output)[-1]["checks"] > 500 for _, output in results)
+    assert shm_files_of(procs) == []

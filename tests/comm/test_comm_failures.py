@@ -7,14 +7,17 @@ import msgpack
 import pytest
 import zmq
 
-from comm_harness import assert_all_ok, finish_job, reports, start_job
+from comm_harness import assert_all_ok, finish_job, reports, shm_files_of, start_job
 from disttorch.comm import TCPStore
 
 
 @pytest.mark.timeout(60)
-def test_killed_rank_is_named_by_survivors_within_seconds():
-    procs, _ = start_job("kill", 3)
+@pytest.mark.parametrize("path", ["shared_memory", "sockets"])
+def test_killed_rank_is_named_by_survivors_within_seconds(path):
+    # The 1 MiB all_reduces take the shared-memory path unless it is turned off.
+    procs, _ = start_job("kill", 3, env={"DISTTORCH_SHM": "0" if path == "sockets" else "1"})
     results = finish_job(procs, timeout=50)
+    assert shm_files_of(procs) == []
     assert results[1][0] != 0  # killed
     for rank in (0, 2):
         code, output = results[rank]
@@ -40,6 +43,30 @@ def test_mismatched_calls_raise_on_every_rank_naming_both_sides():
         assert op["type"] == "CollectiveMismatch", op
         assert "op=max" in op["message"] and "op=sum" in op["message"], op
         assert after is not None and "earlier collective failed" in after["message"]
+
+
+@pytest.mark.timeout(60)
+def test_rank_without_shared_memory_gets_a_mismatch_naming_both_algorithms():
+    procs, _ = start_job("shm_one_rank_off", 2)
+    results = finish_job(procs, timeout=50)
+    assert_all_ok(results)
+    for _, output in results:
+        error = reports(output)[0]["error"]
+        assert error["type"] == "CollectiveMismatch", error
+        assert "all_reduce[shm](float32" in error["message"], error
+        assert "all_reduce(float32" in error["message"], error
+    assert shm_files_of(procs) == []
+
+
+@pytest.mark.timeout(60)
+def test_rank_that_cannot_allocate_shared_memory_moves_the_group_to_sockets():
+    procs, _ = start_job("shm_fallback", 2)
+    results = finish_job(procs, timeout=50)
+    assert_all_ok(results)
+    for _, output in results:
+        report = reports(output)[-1]
+        assert report["checks"] == 5 and report["sockets_from"] == 4 << 20, report
+    assert shm_files_of(procs) == []
 
 
 @pytest.mark.timeout(60)
