@@ -29,6 +29,7 @@ import disttorch.nn as nn  # noqa: E402
 from disttorch import quantization as tq  # noqa: E402
 from disttorch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from disttorch.vision.datasets import Digits  # noqa: E402
+from disttorch.vision.models import DigitsCNN  # noqa: E402
 
 
 def mlp(nn_module, hidden, in_features=1024, classes=10):
@@ -88,23 +89,6 @@ def bench_torch_reference(args, x_np, float_s, int8_s):
     print(f"torch reference: float32 {t_float * 1e3:.2f} ms, int8 {t_int8 * 1e3:.2f} ms -> speedup "
           f"{t_float / t_int8:.2f}x; disttorch/torch time ratio: float32 {float_s / t_float:.2f}, "
           f"int8 {int8_s / t_int8:.2f}")
-
-
-class DigitsCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.relu = nn.ReLU()
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.pool(self.relu(self.conv1(x)))
-        x = self.relu(self.conv2(x))
-        return self.fc2(self.relu(self.fc1(self.flatten(x))))
 
 
 def accuracy(model, images, labels):

@@ -13,28 +13,12 @@ import time
 
 import disttorch as torch
 import disttorch.distributed as dist
-import disttorch.nn as nn
 import disttorch.nn.functional as F
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 from disttorch.utils.data import DataLoader
 from disttorch.utils.data.distributed import DistributedSampler
 from disttorch.vision.datasets import Digits
-
-
-class DigitsCNN(nn.Module):
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc2(F.relu(self.fc1(x)))
+from disttorch.vision.models import DigitsCNN
 
 
 def parse_args(argv=None):

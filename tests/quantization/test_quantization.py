@@ -6,6 +6,7 @@ import disttorch.nn as nn
 from disttorch import quantization as tq
 from disttorch.utils.data import DataLoader, TensorDataset
 from disttorch.vision.datasets import Digits
+from disttorch.vision.models import DigitsCNN
 
 
 def _np(t):
@@ -89,23 +90,6 @@ def test_quantized_modules_are_inference_only():
     x = torch.randn(2, 3, requires_grad=True)
     with pytest.raises(RuntimeError, match="inference only"):
         qmodel(x).sum().backward()
-
-
-class DigitsCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.pool(self.relu(self.conv1(x)))
-        x = self.relu(self.conv2(x))
-        return self.fc2(self.relu(self.fc1(self.flatten(x))))
 
 
 def _accuracy(model, images, labels):
