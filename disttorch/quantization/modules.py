@@ -32,7 +32,7 @@ class DynamicLinearOp(_InferenceOp):
     @staticmethod
     def forward(ctx, x, weight_q, scale, bias):
         rows, lead = _as_rows(x.astype(np.float32, copy=False))
-        out = _kernels.int8_linear(_kernels.dynamic_quantize(rows), weight_q, scale, bias)
+        out = _kernels.dynamic_int8_linear(rows, weight_q, scale, bias)
         return out.reshape(lead + (weight_q.shape[0],))
 
 
@@ -170,13 +170,13 @@ class DynamicLSTMOp(_InferenceOp):
                 w_ih, s_ih, w_hh, s_hh, bias = weights[5 * index:5 * index + 5]
                 steps, batch = layer_input.shape[:2]
                 # The input projection of every time step is one large product.
-                projected = _kernels.int8_linear(_kernels.dynamic_quantize(layer_input.reshape(steps * batch, -1)),
-                                                 w_ih, s_ih, bias).reshape(steps, batch, 4 * hidden)
+                projected = _kernels.dynamic_int8_linear(layer_input.reshape(steps * batch, -1),
+                                                         w_ih, s_ih, bias).reshape(steps, batch, 4 * hidden)
                 h, c = h0[index], c0[index]
                 out = np.empty((steps, batch, hidden), np.float32)
                 order = range(steps - 1, -1, -1) if d == 1 else range(steps)
                 for t in order:
-                    gates = projected[t] + _kernels.int8_linear(_kernels.dynamic_quantize(h), w_hh, s_hh)
+                    gates = projected[t] + _kernels.dynamic_int8_linear(h, w_hh, s_hh)
                     i, f, g, o = np.split(gates, 4, axis=1)
                     c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
                     h = _sigmoid(o) * np.tanh(c)

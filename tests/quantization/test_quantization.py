@@ -149,3 +149,18 @@ def test_quantized_model_traces_and_round_trips(tmp_path, trained_digits_cnn):
     traced = torch.jit.trace(qmodel, x)
     traced.save(tmp_path / "q.pt")
     np.testing.assert_array_equal(torch.jit.load(tmp_path / "q.pt")(x).numpy(), qmodel(x).numpy())
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 9])
+def test_native_int8_kernel_matches_the_numpy_path(rows, monkeypatch):
+    from disttorch.quantization import _kernels
+    if _kernels._NATIVE_GEMM is None:
+        pytest.skip("the optional native int8 kernel was not built here")
+    rng = np.random.default_rng(rows)
+    weight_q, scale = _kernels.symmetric_per_channel(rng.standard_normal((37, 101)).astype(np.float32))
+    x = rng.standard_normal((rows, 101)).astype(np.float32)
+    bias = rng.standard_normal(37).astype(np.float32)
+    native = _kernels.dynamic_int8_linear(x, weight_q, scale, bias)
+    monkeypatch.setattr(_kernels, "_NATIVE_GEMM", None)
+    fallback = _kernels.dynamic_int8_linear(x, weight_q, scale, bias)
+    np.testing.assert_allclose(native, fallback, rtol=1e-5, atol=1e-5)
