@@ -29,14 +29,19 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def run_job(scenarios, world_size, checkpoint_dir, timeout=JOB_TIMEOUT):
-    """Start one worker per rank; returns [(returncode, output)] or fails naming the stuck ranks."""
+def run_job(scenarios, world_size, checkpoint_dir, overlap, timeout=JOB_TIMEOUT):
+    """Start one worker per rank; returns [(returncode, output)] or fails naming the stuck ranks.
+
+    `overlap` pins DDP's choice between background and inline all-reduces, so both paths are tested
+    whatever the machine's core count.
+    """
     port = free_port()
     procs = []
     for rank in range(world_size):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), DISTTORCH_SECRET="ddp-tests", CHECKPOINT_DIR=str(checkpoint_dir),
-                   PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+                   PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   DISTTORCH_DDP_OVERLAP="1" if overlap else "0")
         procs.append(subprocess.Popen([sys.executable, str(WORKER), ",".join(scenarios)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
@@ -61,12 +66,12 @@ def check_scenario(results, scenario):
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    return run_job(EVERY_WORLD + TWO_RANKS_ONLY, 2, tmp_path_factory.mktemp("ckpt2"))
+    return run_job(EVERY_WORLD + TWO_RANKS_ONLY, 2, tmp_path_factory.mktemp("ckpt2"), overlap=False)
 
 
 @pytest.fixture(scope="module")
 def three_ranks(tmp_path_factory):
-    return run_job(EVERY_WORLD, 3, tmp_path_factory.mktemp("ckpt3"))
+    return run_job(EVERY_WORLD, 3, tmp_path_factory.mktemp("ckpt3"), overlap=True)
 
 
 @pytest.mark.parametrize("scenario", EVERY_WORLD + TWO_RANKS_ONLY)
@@ -81,7 +86,25 @@ def test_three_ranks(three_ranks, scenario):
 
 @pytest.mark.timeout(90)
 def test_rank_raising_in_forward_fails_every_rank_naming_it(tmp_path):
-    (code0, out0), (code1, out1) = run_job(["raise_in_forward"], 2, tmp_path, timeout=60)
+    (code0, out0), (code1, out1) = run_job(["raise_in_forward"], 2, tmp_path, overlap=True, timeout=60)
     assert code1 != 0 and "deliberate failure in forward on rank 1" in out1, out1
     assert code0 != 0, f"rank 0 must fail when rank 1 is gone:\n{out0}"
     assert "rank 1" in out0 and ("RankFailure" in out0 or "failed" in out0), out0
+
+
+@pytest.mark.parametrize("cores, local_ranks, forced, expected", [
+    (16, 4, None, True),    # 4 cores a rank: a background all-reduce has a core of its own
+    (2, 2, None, False),    # one core a rank: inline all-reduces avoid time-slicing with backward
+    (3, 2, None, False),
+    (2, 2, "1", True),
+    (16, 1, "0", False),
+])
+def test_ddp_overlaps_only_when_a_core_is_free(monkeypatch, cores, local_ranks, forced, expected):
+    from disttorch.nn.parallel import reducer
+    monkeypatch.setattr(reducer.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_ranks))
+    if forced is None:
+        monkeypatch.delenv("DISTTORCH_DDP_OVERLAP", raising=False)
+    else:
+        monkeypatch.setenv("DISTTORCH_DDP_OVERLAP", forced)
+    assert reducer.overlap_has_a_core() is expected

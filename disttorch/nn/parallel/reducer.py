@@ -8,6 +8,7 @@ each gradient into its bucket's flat buffer (a bucket holding one big parameter 
 Buckets are launched strictly in index order so every rank issues the same collectives in the same
 order.
 """
+import os
 import time
 
 import numpy as np
@@ -97,6 +98,20 @@ def _runs_of_same_owner(params, owners):
     return [group for _, group in runs]
 
 
+def overlap_has_a_core():
+    """Whether a background all-reduce can actually run beside backward on this machine.
+
+    Overlap needs a core that backward is not using. With one core (or less) per local rank, the
+    communication thread only time-slices with backward and adds hand-offs, so all-reducing each
+    bucket inline, as it fills, is faster. DISTTORCH_DDP_OVERLAP=1/0 forces either way.
+    """
+    forced = os.environ.get("DISTTORCH_DDP_OVERLAP")
+    if forced is not None:
+        return forced != "0"
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return len(os.sched_getaffinity(0)) >= 2 * max(local_ranks, 1)
+
+
 class Reducer:
     def __init__(self, params, names, process_group, bucket_cap_bytes, gradient_as_bucket_view):
         self.params = params
@@ -119,7 +134,9 @@ class Reducer:
         self.ready_ids = set()
         self.used_since_sync = set()
         self.used_counts = None
-        self.exposed_seconds = 0.0  # time backward spent waiting for communication (benchmarks read it)
+        # Time backward spent blocked on communication, inline all-reduces included (benchmarks read it).
+        self.exposed_seconds = 0.0
+        self.overlap = overlap_has_a_core()
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
 
     def _use_buckets(self, buckets):
@@ -240,6 +257,13 @@ class Reducer:
 
     def _communicate(self, bucket):
         if self.comm_hook is None:
+            if not self.overlap:
+                started = time.perf_counter()
+                dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group)
+                self.exposed_seconds += time.perf_counter() - started
+                done = Future()
+                done.set_result(bucket.comm_buffer)
+                return done
             # AVG divides inside the communication thread, piece by piece, while each is in cache.
             work = dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group,
                                    async_op=True)
