@@ -1,3 +1,4 @@
+import gc
 import mmap
 import multiprocessing
 import os
@@ -283,6 +284,16 @@ def _open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
+def _fds_return_to(expected):
+    """Open descriptors drop back to `expected` once collectable objects are gone (polls up to 5 s)."""
+    deadline = time.time() + 5
+    while True:
+        gc.collect()
+        if _open_fds() == expected or time.time() > deadline:
+            return _open_fds() == expected
+        time.sleep(0.05)
+
+
 def _maps_shared_memory(array):
     while isinstance(array, np.ndarray):
         array = array.base
@@ -310,7 +321,7 @@ def test_large_batches_travel_through_shared_memory_without_leaks():
     assert len(list(persistent)) == 8
     del persistent, images, labels, as_numpy
     assert _no_children_left()
-    assert _open_fds() == fds_before
+    assert _fds_return_to(fds_before), f"{_open_fds() - fds_before} file descriptors leaked"
 
 
 class Uneven(IterableDataset):
