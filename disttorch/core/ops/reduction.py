@@ -8,6 +8,9 @@ from .. import dtype as dt
 from ..autograd import Function
 from ..backend import get_array_module
 from ._util import normalize_dim, normalize_dims
+from .elementwise import Sqrt, maximum, minimum
+from .elementwise import abs as abs_
+from .elementwise import pow as pow_
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
@@ -104,14 +107,8 @@ class Amax(Function):
         return g.reshape(out.shape) * (mask / count).astype(g.dtype, copy=False), None, None, None
 
 
-class RootOfSquares(Function):
+class RootOfSquares(Sqrt):
     """The final sqrt of norm and std: at 0 their gradient is 0 (as in PyTorch), not sqrt's infinity."""
-
-    @staticmethod
-    def forward(ctx, x):
-        out = get_array_module(x).sqrt(x)
-        ctx.save_for_backward(out)
-        return out
 
     @staticmethod
     def backward(ctx, g):
@@ -217,7 +214,6 @@ def _max_min(x, dim, keepdim, is_max, name):
         return Amax.apply(x, None, False, is_max)
     Tensor = autograd.Tensor
     if isinstance(dim, Tensor):
-        from .elementwise import maximum, minimum
         return maximum(x, dim) if is_max else minimum(x, dim)
     axis = normalize_dim(dim, x._data.ndim)
     values = MaxMin.apply(x, axis, keepdim, is_max)
@@ -283,7 +279,6 @@ def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def norm(x, p="fro", dim=None, keepdim=False):
-    from .elementwise import abs as abs_, pow as pow_
     x = _float(x)
     if p in ("fro", 2, 2.0):
         return RootOfSquares.apply(sum(x * x, dim=dim, keepdim=keepdim))
