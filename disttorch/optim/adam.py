@@ -2,7 +2,6 @@
 import math
 
 from ..core.backend import get_array_module
-from ..core.tensor import Tensor
 from .optimizer import (
     Optimizer,
     _check_differentiable,
@@ -10,6 +9,7 @@ from .optimizer import (
     _check_lr,
     _check_non_negative,
     _scalar_step_tensor,
+    _zeros_state,
 )
 
 
@@ -34,13 +34,12 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        xp = get_array_module(param._data)
         state = self.state[param]
         state["step"] = _scalar_step_tensor()
-        state["exp_avg"] = Tensor._wrap(xp.zeros_like(param._data))
-        state["exp_avg_sq"] = Tensor._wrap(xp.zeros_like(param._data))
+        state["exp_avg"] = _zeros_state(param)
+        state["exp_avg_sq"] = _zeros_state(param)
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(param._data))
+            state["max_exp_avg_sq"] = _zeros_state(param)
         return state
 
     def _update(self, param, grad, group):

@@ -26,6 +26,11 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+def _zeros_state(param):
+    """A zero-filled state tensor shaped, typed and placed like `param`."""
+    return Tensor._wrap(get_array_module(param._data).zeros_like(param._data))
+
+
 def _scalar_step_tensor(value=0.0):
     """A 0-dim step counter like PyTorch's: float32, or float64 when that is the default dtype."""
     np_dtype = np.float64 if dt.get_default_dtype() == dt.float64 else np.float32

@@ -1,6 +1,5 @@
 """RMSprop (Hinton) with optional momentum, centering, weight decay and maximize."""
 from ..core.backend import get_array_module
-from ..core.tensor import Tensor
 from .optimizer import (
     Optimizer,
     _check_differentiable,
@@ -8,6 +7,7 @@ from .optimizer import (
     _check_lr,
     _check_non_negative,
     _scalar_step_tensor,
+    _zeros_state,
 )
 
 
@@ -26,14 +26,13 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        xp = get_array_module(param._data)
         state = self.state[param]
         state["step"] = _scalar_step_tensor()
-        state["square_avg"] = Tensor._wrap(xp.zeros_like(param._data))
+        state["square_avg"] = _zeros_state(param)
         if group["momentum"] > 0:
-            state["momentum_buffer"] = Tensor._wrap(xp.zeros_like(param._data))
+            state["momentum_buffer"] = _zeros_state(param)
         if group["centered"]:
-            state["grad_avg"] = Tensor._wrap(xp.zeros_like(param._data))
+            state["grad_avg"] = _zeros_state(param)
         return state
 
     def _update(self, param, grad, group):
