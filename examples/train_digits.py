@@ -4,7 +4,10 @@
     python examples/train_digits.py            # one process works too
 
 Each rank trains on its DistributedSampler shard; DDP averages gradients, so every rank holds the
-same model. Rank 0 writes an atomic checkpoint each epoch; a restarted or re-run job resumes from it.
+same model. Rank 0 writes an atomic checkpoint each epoch; a restarted or re-run job resumes from it on
+every rank (disttorch.utils.resume: rank 0 sends its checkpoint to the other nodes, or with
+--shared-checkpoint-dir every node reads the directory they share and the ranks check they agree).
+Running a finished job again evaluates its last checkpoint and exits 0.
 """
 import argparse
 import os
@@ -17,6 +20,7 @@ import disttorch.nn.functional as F
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 from disttorch.utils.data import DataLoader
 from disttorch.utils.data.distributed import DistributedSampler
+from disttorch.utils.resume import CheckpointDir, ResumePoint
 from disttorch.vision.datasets import Digits
 from disttorch.vision.models import DigitsCNN
 
@@ -29,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", default="checkpoints")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--shared-checkpoint-dir", action="store_true",
+                   help="every node sees the same --checkpoint-dir (default: only node 0 needs it)")
     p.add_argument("--fail-at-epoch", type=int, default=-1,
                    help="(testing restarts) rank 1 exits with an error at this epoch on the first attempt")
     return p.parse_args(argv)
@@ -78,20 +84,21 @@ def main(argv=None):
     ddp_model = DDP(model) if distributed else model
     optimizer = torch.optim.Adam(ddp_model.parameters(), lr=args.lr)
 
-    checkpoint = os.path.join(args.checkpoint_dir, "digits.pt")
-    start_epoch = 0
-    if not args.no_resume and os.path.exists(checkpoint):
-        state = torch.load(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"] + 1
-        if rank == 0:
-            print(f"resumed from {checkpoint} at epoch {start_epoch + 1} (restart {restart})", flush=True)
+    checkpoints = CheckpointDir(args.checkpoint_dir, prefix="digits", shared=args.shared_checkpoint_dir)
+    start = ResumePoint(None) if args.no_resume else checkpoints.resume(model, optimizer)
     if rank == 0:
-        print(f"training on {len(train_set)} digits with {world} process(es), testing on {len(test_set)}",
-              flush=True)
+        if start.epoch >= args.epochs:
+            print(f"{start.path} already finished all {args.epochs} epochs; evaluating it "
+                  f"(raise --epochs to train further, or --no-resume to start over)", flush=True)
+        else:
+            if start.resumed:
+                print(f"resumed from {start.path} at epoch {start.epoch + 1}/{args.epochs} (restart {restart})",
+                      flush=True)
+            print(f"training on {len(train_set)} digits with {world} process(es), testing on {len(test_set)}",
+                  flush=True)
 
-    for epoch in range(start_epoch, args.epochs):
+    accuracy = None
+    for epoch in range(start.epoch, args.epochs):
         if epoch == args.fail_at_epoch and restart == 0 and rank == min(1, world - 1):
             raise RuntimeError(f"injected failure at epoch {epoch + 1} (from --fail-at-epoch)")
         sampler.set_epoch(epoch)
@@ -108,10 +115,8 @@ def main(argv=None):
         if rank == 0:
             print(f"epoch {epoch + 1}: train_loss={total_loss / max(batches, 1):.4f} "
                   f"test_loss={test_loss:.4f} test_accuracy={accuracy * 100:.2f}%", flush=True)
-            os.makedirs(args.checkpoint_dir, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                       checkpoint)
-    if start_epoch >= args.epochs:
+        checkpoints.save(model, optimizer, epoch=epoch)
+    if accuracy is None:
         _, accuracy = evaluate(model, test_set)
     if rank == 0:
         print(f"final test accuracy: {accuracy * 100:.2f}%", flush=True)
