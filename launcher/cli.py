@@ -54,16 +54,20 @@ def _parse_nproc(ctx, param, value: str) -> int:
 @click.option("--grace-period", type=click.FloatRange(min=0), default=10.0, envvar="DISTTORCH_GRACE_PERIOD",
               help="Seconds between SIGTERM and SIGKILL when stopping workers (env DISTTORCH_GRACE_PERIOD).")
 @click.option("-m", "--module", "run_module", is_flag=True, help="Run SCRIPT as a module, like `python -m`.")
+@click.option("--as-torch", is_flag=True,
+              help="Run an unmodified PyTorch script: `import torch`/`torchvision` resolve to disttorch in the "
+                   "workers (python -m disttorch.as_torch).")
 @click.argument("script")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, log_dir, tee,
-         monitor_interval, rdzv_timeout, grace_period, run_module, script, script_args):
+         monitor_interval, rdzv_timeout, grace_period, run_module, as_torch, script, script_args):
     """Start NPROC copies of SCRIPT (a Python file, or a module with -m) as the ranks of one job.
 
     \b
       disttorch-launch --nproc 4 train.py --epochs 3
       disttorch-launch --nnodes 2 --node-rank 0 --nproc 2 --master-addr 10.0.0.1 train.py
+      disttorch-launch --as-torch --nproc 2 torch_train.py
     """
     if node_rank >= nnodes:
         raise click.UsageError(f"--node-rank {node_rank} is out of range for --nnodes {nnodes}; use 0..{nnodes - 1}")
@@ -91,7 +95,7 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
         monitor_interval=monitor_interval,
         rdzv_timeout=rdzv_timeout,
         grace_period=grace_period,
-        command=(("-m", script) if run_module else (script,)) + tuple(script_args),
+        command=_worker_command(script, script_args, run_module, as_torch),
         user_secret=user_secret,
     )
     ctx.exit(launch(spec))
@@ -113,6 +117,13 @@ def launch(spec: LaunchSpec) -> int:
         return exit_status_for(interrupted.signum)
     finally:
         coordinator.close()
+
+
+def _worker_command(script, script_args, run_module, as_torch):
+    entry = ("-m", script) if run_module else (script,)
+    if as_torch:
+        entry = ("-m", "disttorch.as_torch") + entry
+    return entry + tuple(script_args)
 
 
 def _check_entrypoint(script: str, run_module: bool) -> None:
