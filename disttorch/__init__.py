@@ -11,7 +11,12 @@ from .core.creation import (  # noqa: F401
     normal, ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
     zeros_like,
 )
-from .core.device import device  # noqa: F401
+from ._runtime import (  # noqa: F401
+    are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_interop_threads,
+    get_num_threads, is_deterministic_algorithms_warn_only_enabled, set_float32_matmul_precision,
+    set_num_interop_threads, set_num_threads, use_deterministic_algorithms,
+)
+from .core.device import device, get_default_device, set_default_device  # noqa: F401
 from .core.dtype import (  # noqa: F401
     bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
     set_default_dtype, uint8,
@@ -31,7 +36,10 @@ from .core.ops.shape import (  # noqa: F401
     cat, chunk, flatten, flip, permute, reshape, split, squeeze, stack, transpose, unbind, unsqueeze,
 )
 from .core.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
-from .core.tensor import Size, Tensor  # noqa: F401
+from .core.tensor import (  # noqa: F401
+    Size, Tensor, channels_last, channels_last_3d, contiguous_format, layout, memory_format, preserve_format,
+    strided,
+)
 
 float = float32
 double = float64
@@ -52,7 +60,8 @@ default_generator = _random.default_generator
 __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx",
-               "quantization", "futures"}
+               "quantization", "futures", "backends", "accelerator", "cpu", "xpu", "multiprocessing", "amp",
+               "serialization"}
 # torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
 _ALIASES = {"ao": "quantization"}
 _FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization"}
@@ -187,13 +196,3 @@ def repeat_interleave(input, repeats, dim=None):
 def one_hot(tensor, num_classes=-1):
     from .core.ops.indexing import one_hot as _one_hot
     return _one_hot(tensor, num_classes)
-
-
-def set_num_threads(n):
-    """Accepted for compatibility; BLAS threads follow OMP_NUM_THREADS, which the launcher sets."""
-
-
-def get_num_threads():
-    import builtins
-    import os
-    return builtins.int(os.environ.get("OMP_NUM_THREADS", "1"))

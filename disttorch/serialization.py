@@ -71,6 +71,8 @@ class _Encoder:
         if isinstance(value, (list, tuple)):
             tag = _TUPLE if isinstance(value, tuple) else _LIST
             return [tag, [self.encode(item, f"{path}[{i}]") for i, item in enumerate(value)]]
+        if hasattr(value, "state_dict") and callable(value.state_dict):
+            raise TypeError(_whole_object_message(value, path))
         raise TypeError(f"disttorch.save cannot store {path} of type {type(value).__name__}: checkpoints hold "
                         "tensors, numpy arrays, numbers, strings, bytes, None, bool and dicts/lists/tuples of "
                         "them. Convert it (e.g. to a state_dict or a plain dict) before saving.")
@@ -87,6 +89,14 @@ class _Encoder:
                  "requires_grad": requires_grad}
         self.tensor_entries.append(entry)
         return [tag, len(self.tensor_entries) - 1]
+
+
+def _whole_object_message(value, path):
+    kind = type(value).__name__
+    return (f"disttorch.save cannot store a whole {kind} object ({path}): that would need pickle, which "
+            "disttorch never writes or reads because unpickling can run arbitrary code. Save its state_dict() "
+            "in its place, e.g. torch.save(model.state_dict(), PATH); to restore, build the "
+            f"{kind} in code and call .load_state_dict(torch.load(PATH)).")
 
 
 def _is_parameter(tensor):
@@ -343,3 +353,36 @@ def _load_from(handle, name, map_location):
 
 
 __all__ = ["save", "load"]
+
+
+# PyTorch's allow-list for unpickling under weights_only=True. disttorch.load never unpickles, so there is
+# nothing to allow: the list is kept only so scripts that register classes run unchanged.
+_safe_globals = []
+
+
+def add_safe_globals(safe_globals):
+    _safe_globals.extend(safe_globals)
+
+
+def get_safe_globals():
+    return list(_safe_globals)
+
+
+def clear_safe_globals():
+    _safe_globals.clear()
+
+
+class safe_globals:
+    """Context manager form of add_safe_globals (a no-op for the same reason)."""
+
+    def __init__(self, safe_globals):
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self):
+        self._before = list(_safe_globals)
+        _safe_globals.extend(self.safe_globals)
+        return self
+
+    def __exit__(self, *exc):
+        _safe_globals[:] = self._before
+        return False

@@ -6,15 +6,16 @@ import numpy as np
 from . import dtype as dt
 from . import random
 from .backend import to_device_array
-from .device import as_device
+from .device import factory_device
 from .tensor import Tensor
 
 
 def _finish(arr, dtype, device, requires_grad):
     if dtype is not None:
         arr = arr.astype(dt.to_numpy(dtype), copy=False)
-    if device is not None:
-        arr = to_device_array(arr, as_device(device))
+    target = factory_device(device)
+    if target.type != "cpu" or device is not None:
+        arr = to_device_array(arr, target)
     t = Tensor._wrap(arr)
     if requires_grad:
         t.requires_grad_(True)

@@ -53,3 +53,20 @@ def as_device(d):
     if isinstance(d, int):
         return device("cuda", d)
     return device(d)
+
+
+# Where factories put tensors when no device= is given (torch.set_default_device).
+_default = [CPU]
+
+
+def set_default_device(d):
+    _default[0] = CPU if d is None else as_device(d)
+
+
+def get_default_device():
+    return _default[0]
+
+
+def factory_device(d):
+    """The device a factory call lands on: the one asked for, else the default."""
+    return _default[0] if d is None else as_device(d)

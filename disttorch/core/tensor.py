@@ -14,6 +14,36 @@ from .ops import reduction as rd
 from .ops import shape as sh
 
 
+class layout:
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+strided = layout("strided")
+
+
+class memory_format:
+    """Accepted wherever torch takes memory_format=; disttorch arrays are always C-ordered."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+contiguous_format = memory_format("contiguous_format")
+channels_last = memory_format("channels_last")
+channels_last_3d = memory_format("channels_last_3d")
+preserve_format = memory_format("preserve_format")
+
+
 class Size(tuple):
     def __repr__(self):
         return f"torch.Size({list(self)})"
@@ -100,7 +130,7 @@ class Tensor:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use a computed "
                 "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach().")
-        if requires_grad and self._data.dtype.kind not in "fc":
+        if requires_grad and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self.requires_grad = requires_grad
         return self
@@ -193,8 +223,23 @@ class Tensor:
     def is_cuda(self):
         return is_cuda_array(self._data)
 
+    @property
+    def is_cpu(self):
+        return not is_cuda_array(self._data)
+
+    # Backends and layouts disttorch has no tensors for: always False, so device checks move on.
+    is_xpu = is_mps = is_meta = is_sparse = is_sparse_csr = is_quantized = is_mkldnn = is_nested = \
+        is_vulkan = is_ipu = property(lambda self: False)
+
+    @property
+    def layout(self):
+        return strided
+
     def is_floating_point(self):
-        return self._data.dtype.kind == "f"
+        return self.dtype.is_floating_point
+
+    def is_complex(self):
+        return False
 
     def is_contiguous(self, memory_format=None):
         return bool(self._data.flags.c_contiguous)

@@ -192,3 +192,28 @@ def test_parameters_come_back_as_parameters(tmp_path):
     disttorch.save([nn.Parameter(disttorch.ones(2))], tmp_path / "p.pt")
     loaded = disttorch.load(tmp_path / "p.pt")[0]
     assert isinstance(loaded, nn.Parameter) and loaded.requires_grad
+
+
+def test_whole_module_save_is_refused_with_the_state_dict_recipe(tmp_path):
+    model = disttorch.nn.Linear(2, 2)
+    for obj in (model, {"model": model}):
+        with pytest.raises(TypeError, match=r"state_dict\(\).*load_state_dict"):
+            disttorch.save(obj, tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_safe_globals_are_harmless_and_load_keywords_are_accepted(tmp_path):
+    from disttorch import serialization
+    serialization.add_safe_globals([dict])
+    try:
+        assert dict in serialization.get_safe_globals()
+        with serialization.safe_globals([list]):
+            assert list in serialization.get_safe_globals()
+        assert list not in serialization.get_safe_globals()
+    finally:
+        serialization.clear_safe_globals()
+    path = tmp_path / "w.pt"
+    disttorch.save({"w": disttorch.ones(2)}, path)
+    loaded = disttorch.load(path, map_location="cpu", weights_only=False)
+    assert loaded["w"].tolist() == [1.0, 1.0]
+    assert disttorch.serialization is serialization
