@@ -2,4 +2,6 @@
 
 One launcher runs per node. It spawns ``--nproc`` workers, gives each the RANK/WORLD_SIZE/MASTER_*
 environment, prefixes their output, and stops the whole job (on every node) when any worker fails.
+
+Installed as the package ``disttorch.launcher`` (run it with ``python -m disttorch.launcher``).
 """

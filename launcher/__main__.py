@@ -1,3 +1,3 @@
-from launcher.cli import main
+from disttorch.launcher.cli import main
 
 main(prog_name="disttorch-launch")

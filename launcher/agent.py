@@ -2,12 +2,12 @@
 
 import signal
 
-from launcher.config import LaunchSpec, RoundPlan
-from launcher.coordination import Coordinator, NodeOutcome, RoundResult, Verdict
-from launcher.output import log
-from launcher.signals import StopSignals
-from launcher.summary import failure_summary, interruption_message
-from launcher.workers import WorkerGroup, WorkerState, describe_exit
+from disttorch.launcher.config import LaunchSpec, RoundPlan
+from disttorch.launcher.coordination import Coordinator, NodeOutcome, RoundResult, Verdict
+from disttorch.launcher.output import log
+from disttorch.launcher.signals import StopSignals
+from disttorch.launcher.summary import failure_summary, interruption_message
+from disttorch.launcher.workers import WorkerGroup, WorkerState, describe_exit
 
 
 class Agent:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from launcher.agent import Agent, exit_status_for
-from launcher.config import DEFAULT_MULTI_NODE_PORT, LaunchSpec, resolve_nproc, user_secret_from_env
-from launcher.coordination import LocalCoordinator
-from launcher.errors import Interrupted, LaunchError
-from launcher.output import log
-from launcher.rendezvous import MasterCoordinator, NodeCoordinator
-from launcher.signals import StopSignals
+from disttorch.launcher.agent import Agent, exit_status_for
+from disttorch.launcher.config import DEFAULT_MULTI_NODE_PORT, LaunchSpec, resolve_nproc, user_secret_from_env
+from disttorch.launcher.coordination import LocalCoordinator
+from disttorch.launcher.errors import Interrupted, LaunchError
+from disttorch.launcher.output import log
+from disttorch.launcher.rendezvous import MasterCoordinator, NodeCoordinator
+from disttorch.launcher.signals import StopSignals
 
 
 def _parse_nproc(ctx, param, value: str) -> int:

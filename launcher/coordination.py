@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from launcher.config import LaunchSpec, RoundPlan, new_secret
-from launcher.ports import ensure_port_free, free_port
-from launcher.workers import Failure
+from disttorch.launcher.config import LaunchSpec, RoundPlan, new_secret
+from disttorch.launcher.ports import ensure_port_free, free_port
+from disttorch.launcher.workers import Failure
 
 
 class NodeOutcome(str, enum.Enum):

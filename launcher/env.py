@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from launcher.config import LaunchSpec, RoundPlan
+from disttorch.launcher.config import LaunchSpec, RoundPlan
 
 # One thread per library per worker: N workers each starting a full thread pool would oversubscribe the cores.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

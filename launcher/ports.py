@@ -3,7 +3,7 @@
 import errno
 import socket
 
-from launcher.errors import LaunchError
+from disttorch.launcher.errors import LaunchError
 
 
 def bind_listener(addr: str, port: int, purpose: str) -> socket.socket:

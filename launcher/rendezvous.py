@@ -22,12 +22,12 @@ import select
 import socket
 import time
 
-from launcher.config import LaunchSpec, RoundPlan, new_secret
-from launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
-from launcher.errors import LaunchError
-from launcher.output import log
-from launcher.ports import bind_listener, free_port
-from launcher.signals import StopSignals
+from disttorch.launcher.config import LaunchSpec, RoundPlan, new_secret
+from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
+from disttorch.launcher.errors import LaunchError
+from disttorch.launcher.output import log
+from disttorch.launcher.ports import bind_listener, free_port
+from disttorch.launcher.signals import StopSignals
 
 POLL_SECONDS = 0.1
 # How long node 0 waits for a node's result once the job was told to stop, beyond the grace period.

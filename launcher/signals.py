@@ -2,7 +2,7 @@
 
 import signal
 
-from launcher.errors import Interrupted
+from disttorch.launcher.errors import Interrupted
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -2,7 +2,7 @@
 
 import signal
 
-from launcher.workers import Failure, describe_exit
+from disttorch.launcher.workers import Failure, describe_exit
 
 _RULE = "=" * 72
 

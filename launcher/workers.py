@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from launcher.config import LaunchSpec, RoundPlan
-from launcher.env import worker_env
-from launcher.output import OutputPump, console_streams
+from disttorch.launcher.config import LaunchSpec, RoundPlan
+from disttorch.launcher.env import worker_env
+from disttorch.launcher.output import OutputPump, console_streams
 
 _PR_SET_PDEATHSIG = 1
 # Looked up once here: the child between fork and exec should do as little as possible.

@@ -1,6 +1,6 @@
 """`python -m disttorch.distributed.run`: the same command as `disttorch-launch` (torchrun's spelling)."""
 
-from launcher.cli import main
+from disttorch.launcher.cli import main
 
 if __name__ == "__main__":
     main(prog_name="python -m disttorch.distributed.run")

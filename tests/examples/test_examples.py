@@ -101,7 +101,7 @@ def test_train_digits_resumes_on_every_node_from_node_zeros_checkpoint(tmp_path,
 def test_train_digits_through_the_launcher_reaches_95_percent(tmp_path):
     """The README's main job, shortened only by where the checkpoint goes."""
     result = subprocess.run(
-        [sys.executable, "-m", "launcher", "--nproc", "2", str(EXAMPLES / "train_digits.py"),
+        [sys.executable, "-m", "disttorch.launcher", "--nproc", "2", str(EXAMPLES / "train_digits.py"),
          "--checkpoint-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=220, cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")})

@@ -20,7 +20,7 @@ def launcher_env(**extra: str) -> dict[str, str]:
 
 
 def launcher_command(*args: str, prefix: tuple[str, ...] = ()) -> list[str]:
-    return [*prefix, sys.executable, "-m", "launcher", *FAST_FLAGS, *args]
+    return [*prefix, sys.executable, "-m", "disttorch.launcher", *FAST_FLAGS, *args]
 
 
 def run_launcher(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 from launch_helpers import REPO, start_launcher, write_script
 
-from launcher.cli import main
+from disttorch.launcher.cli import main
 
 yaml = pytest.importorskip("yaml")
 
@@ -95,7 +95,7 @@ def test_dockerfile_installs_the_package_and_ships_the_script(compose, dockerfil
 
 def test_the_console_script_is_the_one_compose_runs(compose):
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts[compose["services"]["master"]["command"][0]] == "launcher.cli:main"
+    assert scripts[compose["services"]["master"]["command"][0]] == "disttorch.launcher.cli:main"
 
 
 @pytest.mark.timeout(90)

@@ -4,10 +4,10 @@ import signal
 
 import pytest
 
-from launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
-from launcher.coordination import NodeOutcome, RoundResult, decide
-from launcher.summary import failure_summary
-from launcher.workers import Failure, describe_exit
+from disttorch.launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
+from disttorch.launcher.coordination import NodeOutcome, RoundResult, decide
+from disttorch.launcher.summary import failure_summary
+from disttorch.launcher.workers import Failure, describe_exit
 
 
 def _failure(rank, node_rank=0, exit_code=1, timestamp=0.0, tail=("boom",)):

@@ -328,6 +328,8 @@ def test_usage_errors(tmp_path, flags, complaint):
 @pytest.mark.timeout(60)
 def test_python_dash_m_alias(tmp_path):
     write_script(tmp_path, "dump.py", ENV_DUMP)
+    # A user's own launcher.py in the working directory must not shadow ours.
+    write_script(tmp_path, "launcher.py", "raise SystemExit('the user launcher.py was imported')")
     done = subprocess.run([sys.executable, "-m", "disttorch.distributed.run", "--nproc", "2", "dump.py"],
                           cwd=tmp_path, env=launcher_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
