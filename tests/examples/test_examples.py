@@ -55,7 +55,7 @@ def _two_node_digits(node_dirs, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "DISTTORCH_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(EXAMPLES.parent), os.environ.get("PYTHONPATH")]))
     launchers = [subprocess.Popen(
-        [sys.executable, "-m", "launcher", "--nnodes", "2", "--node-rank", str(node), "--nproc", "1",
+        [sys.executable, "-m", "disttorch.launcher", "--nnodes", "2", "--node-rank", str(node), "--nproc", "1",
          "--master-addr", "127.0.0.1", "--master-port", port, "--rdzv-timeout", "60", "--grace-period", "1",
          str(EXAMPLES / "train_digits.py"), *args],
         cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

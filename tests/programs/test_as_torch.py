@@ -119,7 +119,7 @@ def test_launcher_as_torch_runs_each_worker_under_the_alias(tmp_path):
         print(__name__, sys.argv[1:], total.tolist())
         dist.destroy_process_group()
     """)
-    result = _run(["-m", "launcher", "--as-torch", "--nproc", "2", script.name, "--lr", "0.1"], tmp_path)
+    result = _run(["-m", "disttorch.launcher", "--as-torch", "--nproc", "2", script.name, "--lr", "0.1"], tmp_path)
     assert result.returncode == 0, result.stderr
     for rank in range(2):
         assert f"[rank {rank}] __main__ ['--lr', '0.1'] [3.0, 3.0]" in result.stdout

@@ -54,7 +54,7 @@ def _launch(tmp_path, mode, nproc=2):
     (tmp_path / "worker.py").write_text(textwrap.dedent(RESUMING_WORKER))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DISTTORCH_", "RANK", "WORLD_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-m", "launcher", "--nproc", str(nproc), "--grace-period", "1",
+    result = subprocess.run([sys.executable, "-m", "disttorch.launcher", "--nproc", str(nproc), "--grace-period", "1",
                              "worker.py", mode], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
     views = [json.loads((tmp_path / f"view_{rank}.json").read_text()) for rank in range(nproc)]
