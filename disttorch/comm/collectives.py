@@ -5,7 +5,8 @@ group size, group rank, send/recv to group ranks under this collective's
 header) and plain ndarrays. Nothing here knows about tensors, devices or
 threads; process_group.py adds those. When every rank of the group shares
 this host, all_reduce and all_gather of larger arrays move their data through
-shared memory instead (shm.py) and only signal over the channel.
+shared memory instead (shm.py) and only signal over the channel; so does
+reduce_scatter.
 
 Large arrays move in pieces of at most ``PIECE_BYTES`` so that receiving,
 reducing and forwarding overlap. Buffers handed to ZeroMQ without a copy are
@@ -258,7 +259,15 @@ def reduce_scatter(ch, out, source, op):
     if ch.size == 1:
         out[...] = source
         finish_reduction(op, out, 1)
-    elif source.nbytes <= DIRECT_BYTES:
+    elif ch.shm is not None and ch.shm.usable_for(source.nbytes, source.nbytes):
+        ch.shm.reduce_scatter(ch, out, source, op,
+                              lambda channel: _reduce_scatter_sockets(channel, out, source, op))
+    else:
+        _reduce_scatter_sockets(ch, out, source, op)
+
+
+def _reduce_scatter_sockets(ch, out, source, op):
+    if source.nbytes <= DIRECT_BYTES:
         _reduce_scatter_direct(ch, out, source, op)
     else:
         _reduce_scatter_ring(ch, out, source, op)

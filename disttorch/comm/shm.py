@@ -1,4 +1,4 @@
-"""Shared-memory data path for all_reduce and all_gather among ranks on one host.
+"""Shared-memory data path for all_reduce, all_gather and reduce_scatter among ranks on one host.
 
 Every rank of a process group owns one file in /dev/shm, mapped by all its
 peers; ZeroMQ only carries the signals (under the collective's own header, so
@@ -196,6 +196,29 @@ class SharedSegments:
             for peer in range(self.size):
                 blocks[peer] = mine if peer == self.rank else self._peers[peer].half(
                     parity, mine.dtype, mine.size)
+        except BaseException:
+            self._unlink_created()
+            raise
+
+    def reduce_scatter(self, ch, out, source, op, fallback):
+        """Rank r folds block r of every rank's staged ``source`` into ``out``: one signal round.
+
+        Each block is folded in rank order, as on the sockets, so the result does not depend on
+        the path taken.
+        """
+        header = ch.variant_header("shm")
+        try:
+            parity = self._parity
+            if not self._exchange_signals(ch, header, source):
+                fallback(ch)
+                return
+            self._parity ^= 1
+            low, high = self.rank * out.size, (self.rank + 1) * out.size
+            blocks = [source[low:high] if peer == self.rank else
+                      self._peers[peer].half(parity, source.dtype, source.size)[low:high]
+                      for peer in range(self.size)]
+            fold_in_rank_order(blocks, op, out)
+            finish_reduction(op, out, self.size)
         except BaseException:
             self._unlink_created()
             raise

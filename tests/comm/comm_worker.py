@@ -380,7 +380,8 @@ def scenario_steady():
 
 
 def scenario_shm_fallback():
-    """Rank 1 cannot get a file for arrays over 1 MiB: those go over the sockets, the rest stay."""
+    """Rank 1 cannot get a file for arrays over 1 MiB: those go over the sockets, the rest stay
+    (all_reduce and reduce_scatter alike)."""
     if RANK == 1:
         import disttorch.comm.shm as shm
         real_half_bytes = shm._half_bytes
@@ -393,6 +394,10 @@ def scenario_shm_fallback():
         tensor = t(everyone[RANK])
         dist.all_reduce(tensor)
         check.equal(tensor, functools.reduce(np.add, everyone), f"all_reduce x{size}")
+        out = t(np.zeros(size // WORLD, np.float32))
+        dist.reduce_scatter_tensor(out, t(everyone[RANK]))
+        check.equal(out, functools.reduce(np.add, everyone).reshape(WORLD, -1)[RANK],
+                    f"reduce_scatter_tensor x{size}")
     import disttorch.comm as comm
     sockets_from = comm.world().default_group._shm._limit_bytes
     dist.destroy_process_group()

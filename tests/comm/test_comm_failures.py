@@ -65,7 +65,7 @@ def test_rank_that_cannot_allocate_shared_memory_moves_the_group_to_sockets():
     assert_all_ok(results)
     for _, output in results:
         report = reports(output)[-1]
-        assert report["checks"] == 5 and report["sockets_from"] == 4 << 20, report
+        assert report["checks"] == 10 and report["sockets_from"] == 4 << 20, report
     assert shm_files_of(procs) == []
 
 

@@ -1,1 +1,4 @@
-"""torch.distributed.algorithms: DDP communication hooks live in ddp_comm_hooks."""
+"""torch.distributed.algorithms: Join for uneven inputs; DDP communication hooks in ddp_comm_hooks."""
+from .join import Join, JoinHook, Joinable
+
+__all__ = ["Join", "JoinHook", "Joinable"]

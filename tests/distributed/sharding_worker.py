@@ -1,0 +1,225 @@
+"""One rank of the sharding tests: ``python sharding_worker.py SCENARIO[,SCENARIO...]``.
+
+Runs under RANK/WORLD_SIZE/MASTER_* (see sharding_harness.py). Training scenarios compare a sharded
+run against one process training on the full batch (every rank's slice, concatenated) from the same
+initial weights, in float64. Each passed scenario prints one JSON line; any failure raises.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+import disttorch as torch
+import disttorch.distributed as dist
+import disttorch.nn.functional as F
+from disttorch import nn
+from disttorch.distributed.algorithms import Join
+from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from disttorch.distributed.optim import ZeroRedundancyOptimizer
+from disttorch.nn.parallel import DistributedDataParallel as DDP
+
+RANK = int(os.environ["RANK"])
+WORLD = int(os.environ["WORLD_SIZE"])
+WORKDIR = os.environ.get("WORKDIR", ".")
+STEPS = 3
+PER_RANK = 4
+TIGHT = {"rtol": 1e-10, "atol": 1e-12}
+
+
+def report(name, **details):
+    print(json.dumps({"scenario": name, "passed": True, **details}), flush=True)
+
+
+# ---- models -------------------------------------------------------------------------------------
+class MLP(nn.Module):
+    def __init__(self, width=16, depth=3):
+        super().__init__()
+        sizes = [6] + [width] * depth
+        self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(a, b), nn.Tanh())
+                                      for a, b in zip(sizes[:-1], sizes[1:])])
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.head(self.layers(x))
+
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv2(torch.relu(self.conv1(x)))).flatten(1))
+
+
+class TinyTransformer(nn.Module):
+    # No biases inside the blocks: the attention key bias has an exactly zero gradient, and Adam
+    # would blow its round-off up to a step of lr, making any two summation orders disagree.
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(3, 8)
+        self.blocks = nn.Sequential(
+            nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, bias=False),
+            nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, bias=False))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.embed(x)).mean(1))
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "transformer": TinyTransformer}
+INPUTS = {"mlp": (6,), "cnn": (2, 5, 5), "transformer": (4, 3)}
+OPTIMIZERS = {
+    "adam": (torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.01}),
+    "sgd": (torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
+}
+
+
+def build(kind, seed=0):
+    torch.manual_seed(seed)
+    return MODELS[kind]().double()
+
+
+def global_batch(kind, step, rows=None):
+    """Step ``step``'s batch over every rank (the same on every rank)."""
+    rng = np.random.default_rng(1000 + step)
+    rows = rows or PER_RANK * WORLD
+    x = torch.from_numpy(rng.standard_normal((rows,) + INPUTS[kind]))
+    y = torch.from_numpy(rng.integers(0, 3, rows).astype(np.int64))
+    return x, y
+
+
+def my_slice(batch, rank=RANK):
+    return tuple(t[rank * PER_RANK:(rank + 1) * PER_RANK] for t in batch)
+
+
+def train_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def reference(kind, opt_name, steps=STEPS):
+    model = build(kind)
+    cls, kwargs = OPTIMIZERS[opt_name]
+    optimizer = cls(model.parameters(), **kwargs)
+    for step in range(steps):
+        train_step(model, optimizer, *global_batch(kind, step))
+    return model, optimizer
+
+
+def assert_same_parameters(expected, actual, what, tolerance=TIGHT):
+    for (name, want), (_, got) in zip(expected.named_parameters(), actual.named_parameters()):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), **tolerance,
+                                   err_msg=f"{what}: parameter {name} differs on rank {RANK}")
+
+
+def state_bytes(state):
+    return sum(value._data.nbytes for entry in state.values() for value in entry.values()
+               if isinstance(value, torch.Tensor))
+
+
+# ---- ZeroRedundancyOptimizer -------------------------------------------------------------------
+def zero_training(kind, opt_name, steps=STEPS, **zero_kwargs):
+    model = DDP(build(kind))
+    cls, kwargs = OPTIMIZERS[opt_name]
+    optimizer = ZeroRedundancyOptimizer(model.parameters(), cls, **zero_kwargs, **kwargs)
+    for step in range(steps):
+        train_step(model, optimizer, *my_slice(global_batch(kind, step)))
+    return model, optimizer
+
+
+def zero_matches_full_batch():
+    for kind in MODELS:
+        for opt_name in OPTIMIZERS:
+            expected, _ = reference(kind, opt_name)
+            model, _ = zero_training(kind, opt_name)
+            assert_same_parameters(expected, model.module, f"ZeRO {kind} {opt_name}")
+    report("zero_matches_full_batch")
+
+
+def zero_bucket_view_and_comm_hook():
+    expected, _ = reference("mlp", "adam")
+    model = DDP(build("mlp"))
+    model.register_comm_hook(None, default_hooks.allreduce_hook)
+    cls, kwargs = OPTIMIZERS["adam"]
+    optimizer = ZeroRedundancyOptimizer(model.parameters(), cls, parameters_as_bucket_view=True,
+                                        **kwargs)
+    for step in range(STEPS):
+        train_step(model, optimizer, *my_slice(global_batch("mlp", step)))
+    assert_same_parameters(expected, model.module, "ZeRO with bucket views and a comm hook")
+    report("zero_bucket_view_and_comm_hook")
+
+
+def zero_state_is_sharded():
+    """Adam state bytes per rank = total / N within the greedy partition's bound (the largest
+    parameter's state), and no parameter's state lives on two ranks."""
+    model, optimizer = zero_training("mlp", "adam", steps=1)
+    mine = state_bytes(optimizer.optim.state)
+    everyone = [None] * WORLD
+    dist.all_gather_object(everyone, mine)
+    _, full = reference("mlp", "adam", steps=1)
+    total = state_bytes(full.state)
+    largest = max(state_bytes({0: entry}) for entry in full.state.values())
+    assert sum(everyone) == total, (everyone, total)
+    assert abs(mine - total / WORLD) <= largest, (mine, total, largest)
+    report("zero_state_is_sharded", state_bytes=mine, total_bytes=total)
+
+
+def zero_state_dict_round_trip():
+    expected_model, expected_opt = reference("transformer", "adam")
+    model, optimizer = zero_training("transformer", "adam")
+    if RANK == 1:
+        try:
+            optimizer.state_dict()
+        except RuntimeError as error:
+            assert "consolidate_state_dict" in str(error), error
+        else:
+            raise AssertionError("state_dict() before consolidation must raise")
+    optimizer.consolidate_state_dict(to=0)
+    path = os.path.join(WORKDIR, "zero_optim.pt")
+    if RANK == 0:
+        state = optimizer.state_dict()
+        want = expected_opt.state_dict()
+        assert list(state["state"]) == list(want["state"]), (list(state["state"]), list(want["state"]))
+        for index, entry in want["state"].items():
+            assert set(state["state"][index]) == set(entry), (state["state"][index].keys(), entry.keys())
+            for key, value in entry.items():
+                np.testing.assert_allclose(state["state"][index][key].numpy(), value.numpy(), **TIGHT)
+        assert [g["params"] for g in state["param_groups"]] == [g["params"] for g in want["param_groups"]]
+        assert {k: v for k, v in state["param_groups"][0].items() if k != "params"} == \
+            {k: v for k, v in want["param_groups"][0].items() if k != "params"}
+        torch.save(state, path)
+    dist.barrier()
+    # A fresh optimizer on the trained weights continues exactly where the first one stopped.
+    cls, kwargs = OPTIMIZERS["adam"]
+    resumed = ZeroRedundancyOptimizer(model.parameters(), cls, **kwargs)
+    resumed.load_state_dict(torch.load(path))
+    x, y = global_batch("transformer", STEPS)
+    train_step(expected_model, expected_opt, x, y)
+    train_step(model, resumed, *my_slice((x, y)))
+    assert_same_parameters(expected_model, model.module, "ZeRO after load_state_dict")
+    report("zero_state_dict_round_trip")
+
+
+SCENARIOS = {name: fn for name, fn in globals().items()
+             if callable(fn) and name.startswith(("zero_", "join_", "fsdp_", "checkpoint_"))
+             and fn.__module__ == "__main__"}
+
+
+def main():
+    dist.init_process_group("gloo")
+    try:
+        for name in sys.argv[1].split(","):
+            SCENARIOS[name]()
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
