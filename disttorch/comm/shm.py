@@ -26,8 +26,8 @@ import numpy as np
 
 from .collectives import finish_reduction, fold_in_rank_order
 from .errors import DistBackendError
+from .host import SHM_DIR
 
-SHM_DIR = "/dev/shm"
 MIN_BYTES = int(os.environ.get("DISTTORCH_SHM_MIN_BYTES", 64 << 10))
 _SMALLEST_HALF = 1 << 16
 _UNCHANGED, _UNAVAILABLE = b"", b"-"
@@ -37,7 +37,7 @@ def available(transport, members):
     """Whether the group of global ranks ``members`` may use shared memory."""
     return (os.environ.get("DISTTORCH_SHM", "1") != "0" and os.path.isdir(SHM_DIR)
             and len(members) > 1
-            and all(peer == transport.rank or peer in transport.local_peers for peer in members))
+            and all(peer == transport.rank or peer in transport.shm_peers for peer in members))
 
 
 def _half_bytes(nbytes):

@@ -1,7 +1,7 @@
 """Point-to-point ZeroMQ transport between the ranks of one job.
 
-Topology: every rank binds one ROUTER (ipc:// for peers on the same host, tcp://
-on port 0 for the rest) and publishes its real addresses in the store; it then
+Topology: every rank binds one ROUTER (ipc:// for peers on the same host, as
+host.py decides it, tcp:// on port 0 for the rest) and publishes its real addresses in the store; it then
 connects one DEALER to every peer. Data to rank ``j`` leaves through the DEALER
 connected to ``j``; everything addressed to this rank arrives on its ROUTER and is
 sorted into per-(source, group) queues.
@@ -33,7 +33,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from . import auth
+from . import auth, host
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistNetworkError,
                      DistStoreError, RankFailure)
 
@@ -138,9 +138,12 @@ class Transport:
         self.progress = {}
         self._dealers = {}
         self._monitors = {}
+        # Peers reached over ipc://, and the subset that also maps our /dev/shm files.
         self.local_peers = set()
+        self.shm_peers = set()
+        self._host = host.identity()
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
-            {"host": pysocket.gethostname(), "ipc": f"ipc://{self._ipc_path}",
+            {"host": self._host, "ipc": f"ipc://{self._ipc_path}",
              "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
         try:
             for peer in range(world_size):
@@ -189,21 +192,22 @@ class Transport:
         self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         if self._is_local(info):
             self.local_peers.add(peer)
+            if host.same_shared_memory(self._host, info["host"]):
+                self.shm_peers.add(peer)
         dealer.connect(info["ipc"] if self._can_use_ipc(info) else info["tcp"])
         nonce = auth.new_nonce()
         mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
         dealer.send(msgpack.packb([HELLO, self.rank, nonce, mac]))
         self._dealers[peer] = dealer
 
-    @staticmethod
-    def _is_local(info):
-        """Same host and the peer's socket file is visible (containers may hide it)."""
-        return (info["host"] == pysocket.gethostname()
+    def _is_local(self, info):
+        """Same kernel and network namespace, and the peer's socket file is visible here
+        (a container may share the network but not the filesystem)."""
+        return (host.same_kernel_and_network(self._host, info["host"])
                 and os.path.exists(info["ipc"][len("ipc://"):]))
 
-    @classmethod
-    def _can_use_ipc(cls, info):
-        return os.environ.get("DISTTORCH_TRANSPORT", "") != "tcp" and cls._is_local(info)
+    def _can_use_ipc(self, info):
+        return os.environ.get("DISTTORCH_TRANSPORT", "") != "tcp" and self._is_local(info)
 
     def unlink_ipc_path(self):
         """Remove our ipc:// socket file once every peer is connected.

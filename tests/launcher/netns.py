@@ -4,8 +4,11 @@ The bridge lives in a namespace of its own, so the machine's own network is neve
 
     <tag>h0 (10.231.1.1, eth0) --veth-- [ <tag>sw: br0 ] --veth-- (eth0, 10.231.1.2) <tag>h1
 
-Run a command on host i with `ip netns exec <name> ...` (see `exec_prefix`). Given host names, each
-host also resolves them (`ip netns exec` mounts /etc/netns/<name>/hosts over /etc/hosts).
+Run a command on host i through `exec_prefix(i)`: `ip netns exec` plus `unshare --uts`, so every host
+also has a hostname of its own (its name when given, else the namespace's) and nothing can mistake two
+of them for one machine. Given host names, each host also resolves them (`ip netns exec` mounts
+/etc/netns/<name>/hosts over /etc/hosts). `link_bytes(i)` reads host i's eth0 counters, which only move
+when data really crosses its veth.
 """
 
 import os
@@ -39,8 +42,25 @@ class NetnsHosts:
     def address(self, index: int) -> str:
         return f"{SUBNET}.{index + 1}"
 
-    def exec_prefix(self, index: int) -> tuple[str, ...]:
-        return ("ip", "netns", "exec", self.hosts[index])
+    def hostname(self, index: int) -> str:
+        return self.names[index] if self.names else self.hosts[index]
+
+    def exec_prefix(self, index: int, own_hostname: bool = True) -> tuple[str, ...]:
+        """`own_hostname=False` keeps the machine's hostname, as containers that copy it would."""
+        enter = ("ip", "netns", "exec", self.hosts[index])
+        if not own_hostname:
+            return enter
+        return (*enter, "unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname(index))
+
+    def link_bytes(self, index: int) -> dict[str, int]:
+        """{"rx": bytes, "tx": bytes} counted so far on host `index`'s end of its veth."""
+        counters = {}
+        for direction in ("rx", "tx"):
+            read = subprocess.run(["ip", "netns", "exec", self.hosts[index], "cat",
+                                   f"/sys/class/net/eth0/statistics/{direction}_bytes"],
+                                  check=True, capture_output=True, text=True)
+            counters[direction] = int(read.stdout)
+        return counters
 
     def create(self) -> "NetnsHosts":
         if os.geteuid() != 0:
