@@ -18,7 +18,12 @@ def seconds_per_call(fn, calls):
 
 
 def compare(name, ours, ref, calls, rounds):
-    """Time `ours` against `ref` in alternating rounds; returns ours / ref on each side's best round.
+    """Time `ours` against `ref` in alternating rounds; returns ours / ref on each side's best round."""
+    return compare_seconds(name, ours, ref, calls, rounds)[0]
+
+
+def compare_seconds(name, ours, ref, calls, rounds):
+    """compare(), returning (ratio, ours_best_seconds, ref_best_seconds).
 
     Rounds alternate so drifts in machine load hit both; the best round is the one least disturbed by
     other work, for either library. Medians are printed alongside.
@@ -33,4 +38,4 @@ def compare(name, ours, ref, calls, rounds):
     ratio = ours_best / ref_best
     print(f"{name}: disttorch {ours_best * 1e3:.3f} ms  torch {ref_best * 1e3:.3f} ms  ratio {ratio:.2f}  "
           f"(medians {statistics.median(ours_times) * 1e3:.3f} / {statistics.median(ref_times) * 1e3:.3f} ms)")
-    return ratio
+    return ratio, ours_best, ref_best

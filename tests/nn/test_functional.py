@@ -20,6 +20,35 @@ def test_erf_is_accurate_to_near_double_precision():
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-13)
 
 
+def test_float32_erf_is_accurate_to_float32_rounding():
+    points = np.concatenate([np.linspace(-6, 6, 1_200_001), [0.0, 1e-30, -1e-6, 3.92, 3.93, 100.0, -np.inf, np.inf]])
+    points = points.astype(np.float32)
+    ours = F.erf(disttorch.from_numpy(points)).numpy()
+    assert ours.dtype == np.float32
+    expected = np.array([math.erf(v) for v in points.astype(np.float64)])
+    float32_ulp = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
+    # Within a few units in the last place everywhere: relative accuracy near 0, absolute near +-1.
+    assert (np.abs(ours - expected) / float32_ulp).max() <= 8
+    assert np.abs(ours - expected).max() <= 4e-7
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_float32_gelu_is_accurate(approximate):
+    torch = pytest.importorskip("torch")
+    points = np.linspace(-12, 12, 200_001).astype(np.float32)
+    ours = disttorch.from_numpy(points).requires_grad_()
+    ref = torch.from_numpy(points.astype(np.float64)).requires_grad_()  # the exact values, to compare with
+    out, ref_out = F.gelu(ours, approximate=approximate), torch.nn.functional.gelu(ref, approximate=approximate)
+    assert out.dtype == disttorch.float32
+    # x * Phi(x) with Phi within 3e-7 (a few float32 ulps of values near 1/2 and 1) of the exact CDF.
+    error = np.abs(out.detach().numpy() - ref_out.detach().numpy())
+    assert (error <= 1e-6 * np.abs(ref_out.detach().numpy()) + 3e-7 * np.abs(points)).all()
+    out.sum().backward()
+    ref_out.sum().backward()
+    # 1 + tanh(u) and 1 - tanh(u)^2 cancel in float32 far left (torch's float32 kernel too): ~1e-6 absolute.
+    np.testing.assert_allclose(ours.grad.numpy(), ref.grad.numpy(), rtol=1e-6, atol=2e-6)
+
+
 @pytest.mark.parametrize("name,fn", [
     ("erf", F.erf),
     ("gelu", F.gelu),

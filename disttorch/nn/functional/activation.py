@@ -15,24 +15,63 @@ _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_COEF = 0.044715
 
-# erf(x) = x * sum_n c_n x^(2n) with c_n = 2/sqrt(pi) * (-1)^n / (n! (2n+1)); below |x| = 3 fifty terms
-# reach double precision (the largest term is ~3e3, so cancellation costs under four digits).
+# Double precision: erf(x) = x * sum_n c_n x^(2n) with c_n = 2/sqrt(pi) * (-1)^n / (n! (2n+1)); below |x| = 3
+# fifty terms reach double precision (the largest term is ~3e3, so cancellation costs under four digits).
 _ERF_SERIES_LIMIT = 3.0
 _ERF_SERIES = [2.0 / _SQRT_PI * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(50)]
 _ERFC_FRACTION_DEPTH = 60
 
 
+# Single precision: erf(x) = x P(x^2) / Q(x^2) on |x| <= 3.92, beyond which float32 rounds erf to +-1. P and Q
+# are a relative-error minimax fit to math.erf (degree 5 over 5 in x^2; 1.9e-8 in exact arithmetic, within 7
+# float32 ulps when evaluated in float32), so erf costs a couple of dozen in-place passes and no float64 copy.
+_ERF_CLIP = 3.92
+_ERF_P = (1.128379146417392, 0.1903839350538299, 0.052745716391750005, 0.0037646481182430592,
+          0.0002848608123296509, 2.0502569724786954e-06)
+_ERF_Q = (1.0, 0.5020561146084656, 0.11409977552254197, 0.01496727026447604, 0.0011623006936938062,
+          3.809232863247353e-05)
+# 0.5 * erf(x / sqrt(2)) (the normal CDF less one half) with the scalings folded into the coefficients.
+_HALF_ERF_SCALED_P = tuple(0.5 * c / _SQRT_2 / 2.0 ** k for k, c in enumerate(_ERF_P))
+_HALF_ERF_SCALED_Q = tuple(c / 2.0 ** k for k, c in enumerate(_ERF_Q))
+
+
+def _horner(xp, t, coefficients):
+    acc = xp.multiply(t, t.dtype.type(coefficients[-1]))
+    acc += t.dtype.type(coefficients[-2])
+    for coef in reversed(coefficients[:-2]):
+        acc *= t
+        acc += t.dtype.type(coef)
+    return acc
+
+
+def _odd_rational(xp, x, p, q, clip):
+    """z P(z^2) / Q(z^2) with z = x clipped to [-clip, clip], in x's dtype."""
+    z = xp.clip(x, -clip, clip)
+    t = z * z
+    numerator = _horner(xp, t, p)
+    numerator *= z
+    numerator /= _horner(xp, t, q)
+    return numerator
+
+
+def _single_precision(x):
+    return x.dtype.itemsize <= 4
+
+
 def erf_array(x):
-    """The error function on an ndarray (numpy or cupy), accurate to double precision, in x's dtype."""
+    """The error function on an ndarray (numpy or cupy) in x's dtype: to float32 rounding for float32 and
+    narrower (computed in float32), to double precision for float64."""
     xp = get_array_module(x)
-    z = x.astype(np.float64)
-    out = xp.empty_like(z)
-    small = xp.abs(z) < _ERF_SERIES_LIMIT
-    out[small] = _erf_series(xp, z[small])
+    if _single_precision(x):
+        return _odd_rational(xp, x.astype(np.float32, copy=False), _ERF_P, _ERF_Q, _ERF_CLIP).astype(x.dtype,
+                                                                                                     copy=False)
+    out = xp.empty_like(x)
+    small = xp.abs(x) < _ERF_SERIES_LIMIT
+    out[small] = _erf_series(xp, x[small])
     large = ~small
     if large.any():
-        out[large] = _erf_tail(xp, z[large])
-    return out.astype(x.dtype, copy=False)
+        out[large] = _erf_tail(xp, x[large])
+    return out
 
 
 def _erf_series(xp, z):
@@ -55,6 +94,18 @@ def _erf_tail(xp, z):
     return xp.sign(z) * (1.0 - erfc)
 
 
+def normal_cdf_array(x):
+    """P(N(0, 1) <= x) = (1 + erf(x / sqrt(2))) / 2 in x's dtype (float32 or float64)."""
+    xp = get_array_module(x)
+    if _single_precision(x):
+        cdf = _odd_rational(xp, x, _HALF_ERF_SCALED_P, _HALF_ERF_SCALED_Q, _ERF_CLIP * _SQRT_2)
+    else:
+        cdf = erf_array(x * (1.0 / _SQRT_2))
+        cdf *= 0.5
+    cdf += x.dtype.type(0.5)
+    return cdf
+
+
 class Erf(Function):
     @staticmethod
     def forward(ctx, x):
@@ -73,30 +124,58 @@ def erf(input):
 
 
 class Gelu(Function):
+    """x * Phi(x) (Phi the normal CDF), or its tanh approximation; all arithmetic in x's dtype."""
+
     @staticmethod
     def forward(ctx, x, approximate):
         xp = get_array_module(x)
-        ctx.save_for_backward(x)
         ctx.approximate = approximate
+        ctx.dtype = x.dtype
+        if x.dtype.itemsize < 4:
+            x = x.astype(np.float32)  # half precision computes in float32, as PyTorch's CPU kernels do
         if approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (x + _GELU_TANH_COEF * x * x * x)
-            return (0.5 * x * (1.0 + xp.tanh(inner))).astype(x.dtype, copy=False)
-        return (0.5 * x * (1.0 + erf_array(x / _SQRT_2))).astype(x.dtype, copy=False)
+            # gate = tanh(sqrt(2/pi) * (x + 0.044715 x^3)); saved for backward, where its derivative reuses it.
+            gate = x * x
+            gate *= x.dtype.type(_SQRT_2_OVER_PI * _GELU_TANH_COEF)
+            gate += x.dtype.type(_SQRT_2_OVER_PI)
+            gate *= x
+            xp.tanh(gate, out=gate)
+            ctx.save_for_backward(x, gate)
+            out = gate + x.dtype.type(1.0)
+            out *= x
+            out *= x.dtype.type(0.5)
+            return out.astype(ctx.dtype, copy=False)
+        cdf = normal_cdf_array(x)
+        ctx.save_for_backward(x, cdf)
+        return (x * cdf).astype(ctx.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        xp = get_array_module(x)
+        x, gate = ctx.saved_tensors
+        one = x.dtype.type(1.0)
         if ctx.approximate == "tanh":
-            inner = _SQRT_2_OVER_PI * (x + _GELU_TANH_COEF * x * x * x)
-            t = xp.tanh(inner)
-            d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_COEF * x * x)
-            local = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner
+            # d/dx 0.5 x (1 + tanh(u)) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'(x)
+            local = x * x
+            local *= x.dtype.type(3.0 * _SQRT_2_OVER_PI * _GELU_TANH_COEF)
+            local += x.dtype.type(_SQRT_2_OVER_PI)
+            local *= x
+            sech2 = gate * gate
+            xp = get_array_module(x)
+            xp.subtract(one, sech2, out=sech2)
+            local *= sech2
+            local += gate
+            local += one
+            local *= x.dtype.type(0.5)
         else:
-            cdf = 0.5 * (1.0 + erf_array(x / _SQRT_2))
-            pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-            local = cdf + x * pdf
-        return (grad * local).astype(x.dtype, copy=False), None
+            # d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+            local = x * x
+            local *= x.dtype.type(-0.5)
+            get_array_module(x).exp(local, out=local)
+            local *= x
+            local *= x.dtype.type(1.0 / math.sqrt(2.0 * math.pi))
+            local += gate
+        local *= grad
+        return local.astype(ctx.dtype, copy=False), None
 
 
 class LeakyRelu(Function):
