@@ -207,6 +207,61 @@ def zero_state_dict_round_trip():
     report("zero_state_dict_round_trip")
 
 
+# ---- Join ---------------------------------------------------------------------------------------
+def my_batch_count():
+    return int(os.environ["BATCHES"].split(",")[RANK])
+
+
+def uneven_reference(kind, opt_name, counts):
+    """One process: step k averages the gradients of the ranks that still have a batch k,
+    dividing by the whole world size (what a joined rank's zeros give)."""
+    model = build(kind)
+    cls, kwargs = OPTIMIZERS[opt_name]
+    optimizer = cls(model.parameters(), **kwargs)
+    for step in range(max(counts)):
+        optimizer.zero_grad()
+        batch = global_batch(kind, step)
+        for rank, count in enumerate(counts):
+            if step < count:
+                x, y = my_slice(batch, rank)
+                (F.cross_entropy(model(x), y) / len(counts)).backward()
+        optimizer.step()
+    return model
+
+
+def join_uneven_inputs():
+    """Ranks with different numbers of batches (e.g. 10/7/3) finish together under Join, with
+    DDP + ZeRO (Adam) and with DDP + a plain optimizer (SGD with momentum)."""
+    counts = [int(n) for n in os.environ["BATCHES"].split(",")]
+    for opt_name, sharded in (("adam", True), ("sgd", False)):
+        model = DDP(build("mlp"))
+        cls, kwargs = OPTIMIZERS[opt_name]
+        optimizer = ZeroRedundancyOptimizer(model.parameters(), cls, **kwargs) if sharded \
+            else cls(model.parameters(), **kwargs)
+        with Join([model, optimizer] if sharded else [model]):
+            for step in range(counts[RANK]):
+                train_step(model, optimizer, *my_slice(global_batch("mlp", step)))
+        expected = uneven_reference("mlp", opt_name, counts)
+        assert_same_parameters(expected, model.module, f"Join with {opt_name}")
+    report("join_uneven_inputs")
+
+
+def join_missing_names_rank():
+    """Without Join, the ranks still training fail naming the rank that ran out (no hang);
+    that rank, now in a barrier, sees a collective mismatch. Leaves the group failed."""
+    counts = [min(int(n), 4) for n in os.environ["BATCHES"].split(",")]
+    model = DDP(build("mlp"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    try:
+        for step in range(counts[RANK]):
+            train_step(model, optimizer, *my_slice(global_batch("mlp", step)))
+        dist.barrier()
+    except RuntimeError as error:
+        report("join_missing_names_rank", error=str(error))
+        return
+    raise AssertionError("uneven inputs without Join must fail")
+
+
 SCENARIOS = {name: fn for name, fn in globals().items()
              if callable(fn) and name.startswith(("zero_", "join_", "fsdp_", "checkpoint_"))
              and fn.__module__ == "__main__"}

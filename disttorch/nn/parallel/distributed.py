@@ -1,14 +1,21 @@
 """DistributedDataParallel: one model replica per process, gradients averaged by bucketed all-reduce."""
 import contextlib
+import itertools
 
 import numpy as np
 
 from ... import distributed as dist
 from ...core import grad_mode
 from ...core.autograd import AccumulateGrad
+from ...comm import DistError
 from ...core.tensor import Tensor
+from ...distributed.algorithms.join import Join, Joinable
 from ..modules.module import Module
+from .ddp_join import DDPJoinHook, uneven_inputs_error
 from .reducer import Reducer
+
+# Numbers DDP instances alike on every rank (they are built in the same order everywhere).
+_instances = itertools.count()
 
 
 def _walk_outputs(output):
@@ -40,7 +47,7 @@ def _reachable_leaves(outputs):
     return found
 
 
-class DistributedDataParallel(Module):
+class DistributedDataParallel(Module, Joinable):
     """Data parallelism across processes: every rank runs `module` on its own slice of the batch, and
     backward averages the gradients over ranks (bucketed, asynchronous all-reduces started while
     backward still runs), so each optimizer step sees the gradient of the whole batch.
@@ -50,6 +57,7 @@ class DistributedDataParallel(Module):
                  process_group=None, bucket_cap_mb=25, find_unused_parameters=False, check_reduction=False,
                  gradient_as_bucket_view=False, static_graph=False):
         super().__init__()
+        Joinable.__init__(self)
         if not dist.is_initialized():
             raise RuntimeError(
                 "Default process group has not been initialized, please make sure to call "
@@ -68,6 +76,8 @@ class DistributedDataParallel(Module):
         self.gradient_as_bucket_view = gradient_as_bucket_view
         self.static_graph = static_graph
         self.require_backward_grad_sync = True
+        self._instance = next(_instances)
+        self._iterations = 0
         # Collectives take global ranks: group rank 0 of the process group is the source of truth.
         self._root = 0 if process_group is None else dist.get_global_rank(process_group, 0)
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
@@ -75,6 +85,7 @@ class DistributedDataParallel(Module):
         self._sync_from_rank0([p for _, p in module.named_parameters()] + [b for _, b in module.named_buffers()])
         self.reducer = Reducer([p for _, p in named], [n for n, _ in named], process_group,
                                int(bucket_cap_mb * 1024 * 1024), gradient_as_bucket_view)
+        self.reducer.explain_comm_error = lambda error: uneven_inputs_error(self, error)
 
     # ---- construction-time checks ---------------------------------------------------------------
     def _check_same_parameters_everywhere(self, named):
@@ -95,14 +106,15 @@ class DistributedDataParallel(Module):
                         f"{i} differs: rank 0 has {_describe(a)}, rank {rank} has {_describe(b)}. Build the "
                         "model identically on all ranks before wrapping it.")
 
-    def _sync_from_rank0(self, tensors):
-        """Broadcast parameters and buffers from rank 0, coalesced into one message per dtype."""
+    def _sync_from_rank0(self, tensors, src=None):
+        """Broadcast parameters and buffers from rank 0 (or global rank ``src``), coalesced into
+        one message per dtype."""
         by_dtype = {}
         for t in tensors:
             by_dtype.setdefault(t._data.dtype, []).append(t)
         for group in by_dtype.values():
             flat = Tensor._wrap(np.concatenate([t._data.reshape(-1) for t in group]))
-            dist.broadcast(flat, src=self._root, group=self.process_group)
+            dist.broadcast(flat, src=self._root if src is None else src, group=self.process_group)
             offset = 0
             for t in group:
                 n = t._data.size
@@ -111,17 +123,48 @@ class DistributedDataParallel(Module):
 
     # ---- training-time behaviour ------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
+        Join.notify_join_context(self)
+        try:
+            self._sync_buffers_for_forward()
+            output = self.module(*inputs, **kwargs)
+            if grad_mode.is_grad_enabled():
+                self._iterations += 1
+                reached = None
+                if self.find_unused_parameters:
+                    reached = _reachable_leaves(list(_walk_outputs(output)))
+                self.reducer.prepare_for_backward(reached, self.require_backward_grad_sync)
+        except DistError as error:
+            explained = uneven_inputs_error(self, error)
+            if explained is error:
+                raise
+            raise explained from error
+        return output
+
+    def _sync_buffers_for_forward(self):
         if self.broadcast_buffers and self.training and dist.get_world_size(self.process_group) > 1:
             buffers = [b for _, b in self.module.named_buffers()]
             if buffers:
                 self._sync_from_rank0(buffers)
-        output = self.module(*inputs, **kwargs)
-        if grad_mode.is_grad_enabled():
-            reached = None
-            if self.find_unused_parameters:
-                reached = _reachable_leaves(list(_walk_outputs(output)))
-            self.reducer.prepare_for_backward(reached, self.require_backward_grad_sync)
-        return output
+
+    def _sync_params_from(self, src):
+        self._sync_from_rank0([p for _, p in self.module.named_parameters()], src)
+
+    # ---- uneven inputs ----------------------------------------------------------------------------
+    def join(self, divide_by_initial_world_size=True, enable=True, throw_on_early_termination=False):
+        """Shorthand for ``Join([self], ...)`` (PyTorch's older DDP.join)."""
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, divide_by_initial_world_size=True, **kwargs):
+        return DDPJoinHook(self, divide_by_initial_world_size)
+
+    @property
+    def join_device(self):
+        return next(iter(self.module.parameters())).device
+
+    @property
+    def join_process_group(self):
+        return self.process_group if self.process_group is not None else dist.group.WORLD
 
     @contextlib.contextmanager
     def no_sync(self):

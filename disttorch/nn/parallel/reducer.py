@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ... import distributed as dist
+from ...comm import DistError
 from ...core.backend import get_array_module
 from ...core.tensor import Tensor
 from ...futures import Future
@@ -130,6 +131,8 @@ class Reducer:
         self.comm_hook = None
         self.comm_state = process_group
         self.active = False
+        # DDP replaces this to explain failures caused by ranks that ran out of inputs.
+        self.explain_comm_error = lambda error: error
         self.next_to_launch = 0
         self.ready_ids = set()
         self.used_since_sync = set()
@@ -217,7 +220,13 @@ class Reducer:
 
     def _on_grad_ready(self, param):
         if self.active and id(param) not in self.ready_ids:
-            self._mark_ready(param)
+            try:
+                self._mark_ready(param)
+            except DistError as error:
+                explained = self.explain_comm_error(error)
+                if explained is error:
+                    raise
+                raise explained from error
 
     def _mark_ready(self, param):
         bucket, position = self.location[id(param)]
