@@ -7,9 +7,9 @@ import importlib as _importlib
 from .core import creation as _creation
 from .core import random as _random
 from .core.creation import (  # noqa: F401
-    arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full, full_like, linspace, multinomial,
-    normal, ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
-    zeros_like,
+    arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,
+    multinomial, normal, ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
+    tensor, tril_indices, triu_indices, zeros, zeros_like,
 )
 from ._runtime import (  # noqa: F401
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_interop_threads,
@@ -18,28 +18,43 @@ from ._runtime import (  # noqa: F401
 )
 from .core.device import device, get_default_device, set_default_device  # noqa: F401
 from .core.dtype import (  # noqa: F401
-    bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+    bfloat16, bool_ as bool, dtype, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
     set_default_dtype, uint8,
 )
 from .core.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .core.ops.elementwise import (  # noqa: F401
-    abs, add, clamp, cos, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sin, sqrt, sub, tanh,
-    where,
+    abs, add, atan2, clamp, clamp_max, clamp_min, cos, cosh, div, exp, expm1, floor_divide, fmod, frac, lerp, log,
+    log1p, log2, log10, logical_and, logical_or, logical_xor, maximum, minimum, mul, nan_to_num, neg, pow, relu,
+    remainder, sigmoid, sin, sinh, sqrt, sub, tanh, trunc, where,
 )
-from .core.ops.indexing import gather, index_select, masked_fill, scatter_add  # noqa: F401
-from .core.ops.linalg import bmm, dot, matmul, mm  # noqa: F401
+from .core.ops.indexing import gather, index_select, masked_fill, masked_select, scatter, scatter_add  # noqa: F401
+from .core.ops.linalg import addmm, baddbmm, bmm, dot, einsum, matmul, mm, outer, tensordot  # noqa: F401
 from .core.ops.reduction import (  # noqa: F401
-    amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean, min, norm, prod, softmax, std, sum,
-    var,
+    amax, amin, argmax, argmin, cumprod, cumsum, log_softmax, logsumexp, max, mean, min, norm, prod, softmax,
+    std, std_mean, sum, var, var_mean,
 )
 from .core.ops.shape import (  # noqa: F401
-    cat, chunk, flatten, flip, permute, reshape, split, squeeze, stack, transpose, unbind, unsqueeze,
+    broadcast_tensors, broadcast_to, cat, chunk, diag, diagonal, flatten, flip, hstack, meshgrid, movedim,
+    narrow, permute, reshape, roll, split, squeeze, stack, tile, trace, transpose, tril, triu, unbind, unsqueeze,
+    vstack,
 )
+from .core.ops.sorting import argsort, count_nonzero, kthvalue, median, sort, topk, unique  # noqa: F401
 from .core.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
 from .core.tensor import (  # noqa: F401
     Size, Tensor, channels_last, channels_last_3d, contiguous_format, layout, memory_format, preserve_format,
     strided,
 )
+
+from .core.out_arg import with_out as _with_out  # noqa: E402
+
+# torch functions that take out=; Tensor methods never do, so only the module-level names are wrapped.
+for _name in ("add", "sub", "mul", "div", "pow", "matmul", "mm", "bmm", "cat", "stack", "sum", "mean", "prod",
+              "exp", "log", "log1p", "expm1", "sqrt", "abs", "neg", "clamp", "maximum", "minimum", "where",
+              "sigmoid", "tanh", "max", "min", "amax", "amin", "argmax", "argmin", "cumsum", "cumprod", "sort",
+              "topk", "tril", "triu", "einsum", "outer", "addmm", "gather", "remainder", "floor_divide", "lerp",
+              "zeros", "ones", "empty", "full", "arange", "linspace", "rand", "randn", "randint", "randperm", "eye"):
+    globals()[_name] = _with_out(globals()[_name])
+del _name
 
 float = float32
 double = float64
@@ -49,6 +64,10 @@ int = int32
 short = int16
 
 clip = clamp
+fix = trunc
+moveaxis = movedim
+swapaxes = swapdims = transpose
+ger = outer
 concat = concatenate = cat
 multiply = mul
 subtract = sub
@@ -187,12 +206,54 @@ def expand_copy(input, *sizes):
     return input.expand(*sizes).clone()
 
 
-def repeat_interleave(input, repeats, dim=None):
-    import numpy as _np
-    reps = repeats._data if isinstance(repeats, Tensor) else repeats
-    return Tensor._wrap(_np.repeat(input._data, reps, axis=dim))
+def repeat_interleave(input, repeats, dim=None, *, output_size=None):
+    return input.repeat_interleave(repeats, dim, output_size=output_size)
 
 
 def one_hot(tensor, num_classes=-1):
     from .core.ops.indexing import one_hot as _one_hot
     return _one_hot(tensor, num_classes)
+
+
+sgn = sign
+
+
+def erf(input):
+    from .nn.functional import erf as _erf
+    return _erf(input)
+
+
+def ceil(input):
+    return input.ceil()
+
+
+def reciprocal(input):
+    return input.reciprocal()
+
+
+def logical_not(input):
+    return input.logical_not()
+
+
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
+def is_complex(input):
+    return False
+
+
+def is_nonzero(input):
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} is ambiguous")
+    return bool(input.item())
+
+
+def finfo(type=None):
+    from .core.numeric_info import finfo as _finfo
+    return _finfo(type)
+
+
+def iinfo(type):
+    from .core.numeric_info import iinfo as _iinfo
+    return _iinfo(type)

@@ -140,6 +140,23 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _finish(np.linspace(start, end, steps).astype(_float_dtype(dtype)), None, device, requires_grad)
 
 
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    return _finish((base ** np.linspace(start, end, steps)).astype(_float_dtype(dtype)), None, device, requires_grad)
+
+
+def _triangle_indices(row, col, offset, lower, dtype, device):
+    rows, cols = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
+    return _finish(np.stack([rows, cols]).astype(np.int64), dtype, device, False)
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    return _triangle_indices(row, col, offset, True, dtype, device)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
+    return _triangle_indices(row, col, offset, False, dtype, device)
+
+
 def _like(fn, input, dtype, device, requires_grad, *extra):
     return fn(*extra, dtype=dtype or input.dtype, device=device or input.device, requires_grad=requires_grad)
 
@@ -171,11 +188,16 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     return _finish(arr.astype(_float_dtype(dtype)), None, device, requires_grad)
 
 
-def randint(low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """torch's two forms: randint(high, size) and randint(low, high, size); low defaults to 0."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     arr = random.rng(generator).integers(low, high, size=_size((size,)), dtype=np.int64)
     return _finish(arr, dtype, device, requires_grad)
 

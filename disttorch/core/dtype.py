@@ -1,4 +1,11 @@
-"""disttorch dtypes: thin named wrappers over numpy dtypes, with PyTorch's promotion rules."""
+"""disttorch dtypes: thin named wrappers over numpy dtypes, with PyTorch's promotion rules.
+
+bfloat16 is ml_dtypes' bfloat16, a real 2-byte numpy dtype. Storing it as float32 rounded to bfloat16
+would give the right values but the wrong dtype, itemsize and memory, and a tensor could no longer tell
+its dtype from its array; ml_dtypes (already required by onnx) rounds exactly as torch does. numpy
+arithmetic on it is slow and its kind is 'V', so code tests `dtype.is_floating_point`, never the kind.
+"""
+import ml_dtypes
 import numpy as np
 
 
@@ -32,8 +39,9 @@ int64 = dtype("int64", np.int64, 1)
 float16 = dtype("float16", np.float16, 2)
 float32 = dtype("float32", np.float32, 2)
 float64 = dtype("float64", np.float64, 2)
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2)
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64, bfloat16)
 _FROM_NUMPY = {d.numpy: d for d in ALL}
 _NAMES = {d.name: d for d in ALL}
 _NAMES.update({"float": float32, "double": float64, "half": float16, "long": int64, "int": int32,
@@ -62,7 +70,7 @@ def from_numpy(np_dtype):
     except KeyError:
         raise TypeError(
             f"can't convert numpy array of type {np.dtype(np_dtype)}: the only supported types are "
-            "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+            "float64, float32, float16, bfloat16, int64, int32, int16, int8, uint8, and bool."
         ) from None
 
 
@@ -94,6 +102,8 @@ def promote(a, b):
         return a
     if a._category != b._category:
         return a if a._category > b._category else b
+    if {a, b} == {bfloat16, float16}:
+        return float32  # neither holds the other's range and precision, as in torch
     return from_numpy(np.promote_types(a.numpy, b.numpy))
 
 

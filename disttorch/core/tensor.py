@@ -12,6 +12,7 @@ from .ops import indexing as ix
 from .ops import linalg as la
 from .ops import reduction as rd
 from .ops import shape as sh
+from .ops import sorting as so
 
 
 class layout:
@@ -269,6 +270,12 @@ class Tensor:
     def __repr__(self):
         return _format(self)
 
+    def __format__(self, format_spec):
+        """f"{loss:.4f}" formats a 0-d tensor as its Python number, as torch does."""
+        if self._data.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     # ---- conversion ---------------------------------------------------------------------------
     def numpy(self, force=False):
         if self.requires_grad and not force:
@@ -416,7 +423,10 @@ class Tensor:
         return ew.div(other, self, rounding_mode="floor")
 
     def __mod__(self, other):
-        return Tensor._wrap(np.mod(self._data, _unwrap(other)))
+        return ew.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ew.remainder(other, self)
 
     def __pow__(self, other):
         return ew.pow(self, other)
@@ -536,11 +546,46 @@ class Tensor:
     def square(self):
         return self * self
 
-    def log1p(self):
-        return ew.log(self + 1.0)
+    log1p = ew.log1p
+    expm1 = ew.expm1
+    log2 = ew.log2
+    log10 = ew.log10
+    sinh = ew.sinh
+    cosh = ew.cosh
+    atan2 = arctan2 = ew.atan2
+    trunc = fix = ew.trunc
+    frac = ew.frac
+    floor_divide = ew.floor_divide
+    remainder = ew.remainder
+    fmod = ew.fmod
+    lerp = ew.lerp
+    clamp_min = ew.clamp_min
+    clamp_max = ew.clamp_max
+    nan_to_num = ew.nan_to_num
+    logical_and = ew.logical_and
+    logical_or = ew.logical_or
+    logical_xor = ew.logical_xor
+    outer = ger = la.outer
+    addmm = la.addmm
+    baddbmm = la.baddbmm
+
+    def erf(self):
+        from ..nn.functional import erf
+        return erf(self)
+
+    def bfloat16(self):
+        return self.to(dt.bfloat16)
+
+    def short(self):
+        return self.to(dt.int16)
+
+    def char(self):
+        return self.to(dt.int8)
 
     def sign(self):
         return Tensor._wrap(np.sign(self._data))
+
+    sgn = sign
 
     def floor(self):
         return Tensor._wrap(np.floor(self._data))
@@ -593,6 +638,23 @@ class Tensor:
         from .ops.reduction import cumsum
         return cumsum(self, dim)
 
+    cumprod = rd.cumprod
+    sort = so.sort
+    argsort = so.argsort
+    topk = so.topk
+    kthvalue = so.kthvalue
+    median = so.median
+    unique = so.unique
+    count_nonzero = so.count_nonzero
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from .creation import multinomial
+        return multinomial(self, num_samples, replacement, generator=generator)
+
+    def bernoulli(self, p=None, *, generator=None):
+        from .creation import bernoulli
+        return bernoulli(self, p, generator=generator)
+
     def nonzero(self, as_tuple=False):
         idx = np.nonzero(self._data)
         if as_tuple:
@@ -616,6 +678,25 @@ class Tensor:
     chunk = sh.chunk
     split = sh.split
     unbind = sh.unbind
+    narrow = sh.narrow
+    tril = sh.tril
+    triu = sh.triu
+    roll = sh.roll
+    movedim = moveaxis = sh.movedim
+    tile = sh.tile
+    broadcast_to = sh.broadcast_to
+    diag = sh.diag
+    diagonal = sh.diagonal
+    trace = sh.trace
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Built from index_select so the gradient flows back to each source element."""
+        xp = get_array_module(self._data)
+        source = self.reshape(-1) if dim is None else self
+        axis = 0 if dim is None else sh.normalize_dim(dim, self._data.ndim)
+        counts = _unwrap(repeats)
+        positions = xp.repeat(xp.arange(source._data.shape[axis]), counts)
+        return ix.index_select(source, axis, Tensor._wrap(positions.astype(np.int64)))
 
     def view_as(self, other):
         return sh.view(self, other.shape)
@@ -657,6 +738,11 @@ class Tensor:
 
     gather = ix.gather
     scatter_add = ix.scatter_add
+    scatter = ix.scatter
+    masked_select = ix.masked_select
+
+    def scatter_(self, dim, index, src=None, value=None, reduce=None):
+        return self._inplace(ix.scatter, dim, index, src, value, reduce)
     index_select = ix.index_select
     masked_fill = ix.masked_fill
 
@@ -801,6 +887,30 @@ class Tensor:
     def relu_(self):
         return self._inplace(ew.relu)
 
+    def sigmoid_(self):
+        return self._inplace(ew.sigmoid)
+
+    def tanh_(self):
+        return self._inplace(ew.tanh)
+
+    def log_(self):
+        return self._inplace(ew.log)
+
+    def abs_(self):
+        return self._inplace(ew.abs)
+
+    def tril_(self, diagonal=0):
+        return self._inplace(sh.tril, diagonal)
+
+    def triu_(self, diagonal=0):
+        return self._inplace(sh.triu, diagonal)
+
+    def clamp_min_(self, min):
+        return self._inplace(ew.clamp, min, None)
+
+    def clamp_max_(self, max):
+        return self._inplace(ew.clamp, None, max)
+
     def sqrt_(self):
         return self._inplace(ew.sqrt)
 
@@ -868,6 +978,23 @@ class Tensor:
         self._vc[0] += 1
         return self
 
+    def exponential_(self, lambd=1.0, *, generator=None):
+        from . import random
+        self._check_grad_free_write()
+        self._data[...] = random.rng(generator).exponential(1.0 / lambd, size=self._data.shape)
+        self._vc[0] += 1
+        return self
+
+    def random_(self, from_=0, to=None, *, generator=None):
+        """Integers in [from_, to); with one argument, [0, from_) as torch's random_(to)."""
+        from . import random
+        self._check_grad_free_write()
+        if to is None:
+            from_, to = 0, from_ if from_ else 2 ** min(self._data.dtype.itemsize * 8 - 1, 24)
+        self._data[...] = random.rng(generator).integers(from_, to, size=self._data.shape)
+        self._vc[0] += 1
+        return self
+
     def bernoulli_(self, p=0.5, generator=None):
         from . import random
         self._data[...] = random.uniform_array(self._data.shape, 0.0, 1.0, generator) < p
@@ -920,6 +1047,8 @@ def _filled(t, value):
 
 def _format(t):
     data = t._data.get() if is_cuda_array(t._data) else t._data
+    if t.dtype is dt.bfloat16:
+        data = data.astype(np.float32)  # numpy prints ml_dtypes' bfloat16 at full float precision
     if data.dtype.kind == "f" and data.size and np.all(np.isfinite(data)) and np.all(data == np.round(data)):
         body = np.array2string(data, separator=", ", formatter={"float_kind": lambda v: f"{v:.0f}."})
     elif data.dtype.kind == "f":
@@ -930,7 +1059,7 @@ def _format(t):
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")
-    if data.dtype not in (np.float32, np.int64, np.bool_) or data.size == 0:
+    if t.dtype not in (dt.float32, dt.int64, dt.bool_) or data.size == 0:
         extras.append(f"dtype={t.dtype}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn=<{t.grad_fn.name()}>")

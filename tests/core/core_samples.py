@@ -69,6 +69,18 @@ MASK = np.array([[True, False, True, False], [False, False, True, True], [True, 
 DUP_INDEX = np.array([0, 2, 0, 1, 2], dtype=np.int64)
 GATHER_INDEX = np.array([[0, 2, 2], [1, 0, 1], [3, 3, 0]], dtype=np.int64)
 SCATTER_INDEX = np.array([[0, 1, 0, 2], [2, 2, 1, 0]], dtype=np.int64)
+PERMUTATION_INDEX = np.array([[2, 0, 1], [1, 2, 0]], dtype=np.int64)
+WITH_ZERO = np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])
+
+
+def _std_mean(lib, a):
+    std, mean = lib.std_mean(a, dim=1)
+    return std + 2 * mean
+
+
+def _meshgrid(lib, a, b, indexing):
+    x, y = lib.meshgrid(a, b, indexing=indexing)
+    return x + 2 * y
 
 SAMPLES = [
     # arithmetic, tensor-tensor with and without broadcasting, and with Python scalars
@@ -198,6 +210,67 @@ SAMPLES = [
     OpSample("index_select_dim0", lambda lib, a, i: a.index_select(0, i), ((3, 2), Const(DUP_INDEX))),
     OpSample("masked_fill", lambda lib, a, m: a.masked_fill(m, -1.0), ((3, 4), Const(MASK))),
     OpSample("masked_fill_broadcast", lambda lib, a, m: lib.masked_fill(a, m[0], 2.0), ((3, 4), Const(MASK))),
+    # added for programs written against torch (issue 10)
+    OpSample("log1p", lambda lib, a: lib.log1p(a), (Positive((3, 4)),)),
+    OpSample("expm1", lambda lib, a: a.expm1(), ((3, 4),)),
+    OpSample("log2", lambda lib, a: a.log2(), (Positive((3, 4)),)),
+    OpSample("log10", lambda lib, a: lib.log10(a), (Positive((3, 4)),)),
+    OpSample("sinh", lambda lib, a: lib.sinh(a), ((3, 4),)),
+    OpSample("cosh", lambda lib, a: a.cosh(), ((3, 4),)),
+    OpSample("atan2", lambda lib, a, b: lib.atan2(a, b), ((3, 4), (4,))),
+    OpSample("erf_toplevel", lambda lib, a: lib.erf(a), ((3, 4),)),
+    OpSample("remainder", lambda lib, a, b: lib.remainder(a, b), ((3, 4), Positive((4,)))),
+    OpSample("mod_operator", lambda lib, a: a % 0.7, ((3, 4),)),
+    OpSample("fmod", lambda lib, a, b: lib.fmod(a, b), ((3, 4), Positive((3, 4)))),
+    OpSample("frac", lambda lib, a: (a * 3).frac(), ((3, 4),)),
+    OpSample("lerp_scalar", lambda lib, a, b: lib.lerp(a, b, 0.3), ((3, 4), (3, 4))),
+    OpSample("lerp_tensor_weight", lambda lib, a, b, w: a.lerp(b, w), ((3, 4), (4,), (3, 1))),
+    OpSample("clamp_min_fn", lambda lib, a: lib.clamp_min(a, 0.2), ((3, 4),)),
+    OpSample("tril", lambda lib, a: lib.tril(a), ((4, 4),)),
+    OpSample("tril_offset_batched", lambda lib, a: a.tril(-1), ((2, 3, 4),)),
+    OpSample("triu", lambda lib, a: a.triu(1), ((3, 4),)),
+    OpSample("narrow", lambda lib, a: a.narrow(1, 1, 2) * 2, ((3, 4),)),
+    OpSample("narrow_negative_start", lambda lib, a: lib.narrow(a, 0, -2, 2) * 2, ((3, 4),)),
+    OpSample("roll_dim", lambda lib, a, b: lib.roll(a, 1, 1) * b, ((3, 4), (3, 4))),
+    OpSample("roll_dims", lambda lib, a, b: a.roll((1, -2), (0, 1)) * b, ((3, 4), (3, 4))),
+    OpSample("roll_flat", lambda lib, a, b: lib.roll(a, 5) * b, ((3, 4), (3, 4))),
+    OpSample("movedim", lambda lib, a, b: lib.movedim(a, 0, -1) * b, ((2, 3, 4), (3, 4, 2))),
+    OpSample("tile", lambda lib, a, b: lib.tile(a, (2, 1, 2)) * b, ((3, 4), (2, 3, 8))),
+    OpSample("broadcast_to", lambda lib, a, b: lib.broadcast_to(a, (2, 3, 4)) * b, ((3, 1), (2, 3, 4))),
+    OpSample("diag_of_vector", lambda lib, a, b: lib.diag(a, 1) * b, ((3,), (4, 4))),
+    OpSample("diag_of_matrix", lambda lib, a: a.diag(-1) * 2, ((4, 3),)),
+    OpSample("diagonal_batched", lambda lib, a: lib.diagonal(a, 0, 1, 2) * 2, ((2, 3, 4),)),
+    OpSample("trace", lambda lib, a: lib.trace(a), ((3, 4),)),
+    OpSample("hstack", lambda lib, a, b: lib.hstack([a, b * 2]), ((3, 2), (3, 4))),
+    OpSample("vstack_vectors", lambda lib, a, b: lib.vstack([a, b * 2]), ((4,), (4,))),
+    OpSample("meshgrid_ij", lambda lib, a, b: _meshgrid(lib, a, b, "ij"), ((3,), (4,))),
+    OpSample("meshgrid_xy", lambda lib, a, b: _meshgrid(lib, a, b, "xy"), ((3,), (4,))),
+    OpSample("sort_values", lambda lib, a: lib.sort(a, dim=1).values, ((3, 4),)),
+    OpSample("sort_descending", lambda lib, a: a.sort(0, descending=True)[0], ((3, 4),)),
+    OpSample("topk", lambda lib, a: lib.topk(a, 2).values, ((3, 5),)),
+    OpSample("topk_smallest_dim0", lambda lib, a: a.topk(2, dim=0, largest=False)[0], ((4, 3),)),
+    OpSample("kthvalue", lambda lib, a: lib.kthvalue(a, 2, 1).values, ((3, 4),)),
+    OpSample("median_all", lambda lib, a: a.median(), ((3, 4),)),
+    OpSample("median_dim_keepdim", lambda lib, a: lib.median(a, 1, keepdim=True).values, ((3, 4),)),
+    OpSample("cumprod", lambda lib, a: lib.cumprod(a, 1), ((3, 4),)),
+    OpSample("cumprod_with_zeros", lambda lib, a, z: (a * z).cumprod(dim=1), ((3, 4), Const(WITH_ZERO))),
+    OpSample("std_mean", _std_mean, ((3, 4),)),
+    OpSample("einsum_matmul", lambda lib, a, b: lib.einsum("ij,jk->ik", a, b), ((3, 4), (4, 2))),
+    OpSample("einsum_implicit_list", lambda lib, a, b: lib.einsum("ij,jk", [a, b]), ((3, 4), (4, 2))),
+    OpSample("einsum_attention", lambda lib, q, k: lib.einsum("bhqd,bhkd->bhqk", q, k), ((2, 2, 3, 4), (2, 2, 5, 4))),
+    OpSample("einsum_ellipsis_broadcast", lambda lib, a, b: lib.einsum("...ij,...jk->...ik", a, b),
+             ((2, 1, 3, 4), (5, 4, 2))),
+    OpSample("einsum_sum_out", lambda lib, a, b: lib.einsum("ij,k->k", a, b), ((3, 4), (2,))),
+    OpSample("einsum_three", lambda lib, a, b, c: lib.einsum("i,ij,j->", a, b, c), ((3,), (3, 4), (4,))),
+    OpSample("outer", lambda lib, a, b: lib.outer(a, b), ((3,), (4,))),
+    OpSample("addmm", lambda lib, c, a, b: lib.addmm(c, a, b, beta=0.5, alpha=2.0), ((4,), (3, 5), (5, 4))),
+    OpSample("baddbmm", lambda lib, c, a, b: lib.baddbmm(c, a, b, alpha=0.5), ((2, 3, 4), (2, 3, 5), (2, 5, 4))),
+    OpSample("tensordot", lambda lib, a, b: lib.tensordot(a, b, dims=([1, 2], [0, 1])), ((2, 3, 4), (3, 4, 5))),
+    OpSample("scatter_src", lambda lib, a, s, i: a.scatter(1, i, s), ((2, 3), (2, 3), Const(PERMUTATION_INDEX))),
+    OpSample("scatter_value", lambda lib, a, i: lib.scatter(a, 1, i[:, :2], 0.5), ((2, 3), Const(PERMUTATION_INDEX))),
+    OpSample("masked_select", lambda lib, a, m: lib.masked_select(a, m) * 2, ((3, 4), Const(MASK))),
+    OpSample("repeat_interleave", lambda lib, a, b: a.repeat_interleave(2, dim=0) * b, ((3, 2), (6, 2))),
+    OpSample("repeat_interleave_flat", lambda lib, a: lib.repeat_interleave(a, 3) * 2, ((2, 2),)),
     # a composite that chains many rules, as a training step does
     OpSample("mlp_like", lambda lib, x, w, b: (lib.relu(x @ w.t() + b).log_softmax(1)[:, 0]).mean(),
              ((4, 3), (5, 3), (5,))),

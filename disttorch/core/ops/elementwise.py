@@ -450,3 +450,180 @@ def clamp(x, min=None, max=None):
 
 def cast(x, np_dtype):
     return Cast.apply(x, np_dtype)
+
+
+class Log1p(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log1p(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (1 + x)
+
+
+class Expm1(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = get_array_module(x).expm1(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (out + 1)
+
+
+class LogBase(Function):
+    """log2 and log10: log(x) / log(base)."""
+
+    @staticmethod
+    def forward(ctx, x, base):
+        ctx.save_for_backward(x)
+        ctx.log_base = np.log(base)
+        xp = get_array_module(x)
+        return xp.log2(x) if base == 2 else xp.log10(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (x * ctx.log_base), None
+
+
+class Sinh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).sinh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * get_array_module(x).cosh(x)
+
+
+class Cosh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).cosh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * get_array_module(x).sinh(x)
+
+
+class Atan2(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a).arctan2(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        scale = g / (a * a + b * b)
+        return (sum_to(scale * b, _shape(a)) if need_a else None), (sum_to(-scale * a, _shape(b)) if need_b else None)
+
+
+def log1p(x):
+    return Log1p.apply(_float_input(x))
+
+
+def expm1(x):
+    return Expm1.apply(_float_input(x))
+
+
+def log2(x):
+    return LogBase.apply(_float_input(x), 2)
+
+
+def log10(x):
+    return LogBase.apply(_float_input(x), 10)
+
+
+def sinh(x):
+    return Sinh.apply(_float_input(x))
+
+
+def cosh(x):
+    return Cosh.apply(_float_input(x))
+
+
+def atan2(a, b):
+    Tensor = autograd.Tensor
+    a, b = (_float_input(v) if isinstance(v, Tensor) else v for v in promote_operands(a, b))
+    return _binary(Atan2, "atan2", a, b)
+
+
+def _no_grad_result(array):
+    return autograd.Tensor._wrap(array)
+
+
+def trunc(x):
+    """Piecewise constant, so its gradient is zero: the result carries no history (as torch's zero grad)."""
+    return _no_grad_result(get_array_module(x._data).trunc(x._data))
+
+
+def floor_divide(a, b):
+    return div(a, b, rounding_mode="floor")
+
+
+def remainder(a, b):
+    """a - floor(a / b) * b, Python's sign convention; written with differentiable ops for the gradient."""
+    return sub(a, mul(floor_divide(a, b), b))
+
+
+def fmod(a, b):
+    """a - trunc(a / b) * b, C's sign convention (the result takes a's sign)."""
+    return sub(a, mul(div(a, b, rounding_mode="trunc"), b))
+
+
+def frac(x):
+    return sub(x, trunc(x))
+
+
+def lerp(start, end, weight):
+    return add(start, mul(weight, sub(end, start)))
+
+
+def clamp_min(x, min):
+    return clamp(x, min=min)
+
+
+def clamp_max(x, max):
+    return clamp(x, max=max)
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """Built from where(), so replaced elements get a zero gradient and the rest pass theirs through."""
+    Tensor = autograd.Tensor
+    if x._data.dtype.kind != "f":
+        return x.clone()
+    info = np.finfo(x._data.dtype)
+    xp = get_array_module(x._data)
+    out = x
+    for mask, value in ((xp.isnan(x._data), nan), (xp.isposinf(x._data), info.max if posinf is None else posinf),
+                        (xp.isneginf(x._data), info.min if neginf is None else neginf)):
+        if mask.any():
+            out = where(Tensor._wrap(mask), Tensor._wrap(xp.asarray(value, dtype=x._data.dtype)), out)
+    return out if out is not x else x.clone()
+
+
+def _logical(fn):
+    def op(a, b):
+        Tensor = autograd.Tensor
+        xa = a._data if isinstance(a, Tensor) else a
+        xb = b._data if isinstance(b, Tensor) else b
+        return Tensor._wrap(fn(xa, xb))
+    return op
+
+
+logical_and = _logical(np.logical_and)
+logical_or = _logical(np.logical_or)
+logical_xor = _logical(np.logical_xor)

@@ -188,3 +188,52 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError(f"Class values must be smaller than num_classes ({num_classes}) and non-negative.")
     xp = get_array_module(labels)
     return Tensor._wrap((labels[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+class Scatter(Function):
+    """Writes src (or a scalar) at index along axis; overwritten input elements get no gradient."""
+
+    @staticmethod
+    def forward(ctx, x, axis, index, src):
+        full = _along_axis(index, axis)
+        region = tuple(slice(0, n) for n in index.shape)
+        is_array = hasattr(src, "shape")
+        ctx.meta = (full, region, src.shape if is_array else None)
+        out = x.copy()
+        out[full] = src[region] if is_array else src
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, _, _, need_src = ctx.needs_input_grad
+        full, region, src_shape = ctx.meta
+        gx = gsrc = None
+        if need_x:
+            gx = g.copy()
+            gx[full] = 0
+        if need_src:
+            gsrc = get_array_module(g).zeros(src_shape, dtype=g.dtype)
+            gsrc[region] = g[full]
+        return gx, None, None, gsrc
+
+
+def scatter(x, dim, index, src=None, value=None, reduce=None):
+    if reduce is not None:
+        raise NotImplementedError("scatter(reduce=...) is not supported; use scatter_add or scatter_reduce-free code")
+    if src is None:
+        src = value
+    axis = normalize_dim(dim, x._data.ndim)
+    _check_index_tensor("scatter", index, x, axis)
+    Tensor = autograd.Tensor
+    if isinstance(src, Tensor) and src._data.dtype != x._data.dtype:
+        src = src.to(x.dtype)
+    return Scatter.apply(x, axis, index._data, src)
+
+
+def masked_select(x, mask):
+    if mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {mask.dtype}")
+    if mask._data.shape != x._data.shape:
+        shape = np.broadcast_shapes(mask._data.shape, x._data.shape)
+        x, mask = x.expand(*shape), mask.expand(*shape)
+    return x[mask]

@@ -320,3 +320,53 @@ class Cumsum(Function):
 
 def cumsum(x, dim):
     return Cumsum.apply(x, normalize_dim(dim, x._data.ndim))
+
+
+class Cumprod(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        out = x.cumprod(axis=axis)
+        ctx.save_for_backward(x, out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        axis = ctx.axis
+        xp = get_array_module(g)
+
+        def reverse_cumsum(v):
+            return xp.flip(xp.flip(v, axis=axis).cumsum(axis=axis), axis=axis)
+
+        if (x != 0).all():
+            # d out_j / d x_i = out_j / x_i for j >= i.
+            return reverse_cumsum(g * out) / x, None
+        # With zeros the division fails: redo each position's product with that factor left out.
+        grad = xp.empty_like(x)
+        moved_x, moved_g, moved_grad = (xp.moveaxis(a, axis, 0) for a in (x, g, grad))
+        for i in range(moved_x.shape[0]):
+            without = moved_x.copy()
+            without[i] = 1
+            products = without.cumprod(axis=0)
+            moved_grad[i] = (moved_g[i:] * products[i:]).sum(axis=0)
+        return grad, None
+
+
+def cumprod(x, dim, dtype=None):
+    if dtype is not None:
+        x = x.to(dtype)
+    return Cumprod.apply(x, normalize_dim(dim, x._data.ndim))
+
+
+def _mean_and(reduce_fn, x, dim, unbiased, keepdim, correction):
+    spread = reduce_fn(x, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction)
+    return spread, mean(x, dim=dim, keepdim=keepdim)
+
+
+def std_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return _mean_and(std, x, dim, unbiased, keepdim, correction)
+
+
+def var_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):
+    return _mean_and(var, x, dim, unbiased, keepdim, correction)

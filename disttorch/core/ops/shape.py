@@ -444,3 +444,172 @@ def unbind(x, dim=0):
     axis = normalize_dim(dim, x._data.ndim)
     prefix = (slice(None),) * axis
     return tuple(x[prefix + (i,)] for i in range(x._data.shape[axis]))
+
+
+class Triangle(Function):
+    """tril/triu: keep one triangle of the last two dims; the gradient keeps the same triangle."""
+
+    @staticmethod
+    def forward(ctx, x, diagonal, lower):
+        ctx.meta = (diagonal, lower)
+        xp = get_array_module(x)
+        return xp.tril(x, diagonal) if lower else xp.triu(x, diagonal)
+
+    @staticmethod
+    def backward(ctx, g):
+        diagonal, lower = ctx.meta
+        xp = get_array_module(g)
+        return (xp.tril(g, diagonal) if lower else xp.triu(g, diagonal)), None, None
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, x, shifts, axes):
+        ctx.meta = (shifts, axes)
+        return get_array_module(x).roll(x, shifts, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        shifts, axes = ctx.meta
+        back = tuple(-s for s in shifts) if isinstance(shifts, tuple) else -shifts
+        return get_array_module(g).roll(g, back, axis=axes), None, None
+
+
+class Diagonal(Function):
+    @staticmethod
+    def forward(ctx, x, offset, axis1, axis2):
+        ctx.meta = (x.shape, offset, axis1, axis2)
+        return get_array_module(x).diagonal(x, offset, axis1, axis2).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, offset, axis1, axis2 = ctx.meta
+        xp = get_array_module(g)
+        grad = xp.zeros(shape, dtype=g.dtype)
+        # diagonal() of a writeable array is read-only in numpy, so write through explicit indices.
+        n = g.shape[-1]
+        rows = xp.arange(n) + max(-offset, 0)
+        cols = xp.arange(n) + max(offset, 0)
+        moved = xp.moveaxis(grad, (axis1, axis2), (-2, -1))
+        moved[..., rows, cols] = g
+        return grad, None, None, None
+
+
+def _check_matrix(op, x):
+    if x._data.ndim < 2:
+        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions.")
+
+
+def tril(x, diagonal=0):
+    _check_matrix("tril", x)
+    return Triangle.apply(x, int(diagonal), True)
+
+
+def triu(x, diagonal=0):
+    _check_matrix("triu", x)
+    return Triangle.apply(x, int(diagonal), False)
+
+
+def narrow(x, dim, start, length):
+    axis = normalize_dim(dim, x._data.ndim)
+    size = x._data.shape[axis]
+    start = int(start)
+    if start < 0:
+        start += size
+    if not 0 <= start <= size or length < 0 or start + length > size:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    return x[(slice(None),) * axis + (slice(start, start + length),)]
+
+
+def roll(x, shifts, dims=None):
+    if dims is None:
+        return reshape(Roll.apply(flatten(x), int(shifts) if not isinstance(shifts, (tuple, list)) else int(shifts[0]), 0),
+                       x._data.shape)
+    if isinstance(dims, (tuple, list)):
+        if not isinstance(shifts, (tuple, list)) or len(shifts) != len(dims):
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {shifts}, dims: {dims}")
+        axes = tuple(normalize_dim(d, x._data.ndim) for d in dims)
+        return Roll.apply(x, tuple(int(s) for s in shifts), axes)
+    shift = shifts[0] if isinstance(shifts, (tuple, list)) else shifts
+    return Roll.apply(x, int(shift), normalize_dim(dims, x._data.ndim))
+
+
+def movedim(x, source, destination):
+    nd = x._data.ndim
+    src = [normalize_dim(d, nd) for d in (source if isinstance(source, (tuple, list)) else (source,))]
+    dst = [normalize_dim(d, nd) for d in (destination if isinstance(destination, (tuple, list)) else (destination,))]
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should contain the "
+                           f"same number of dims as destination ({dst} dims)")
+    rest = iter(d for d in range(nd) if d not in src)
+    placed = dict(zip(dst, src))
+    return permute(x, tuple(placed[i] if i in placed else next(rest) for i in range(nd)))
+
+
+def tile(x, dims):
+    dims = tuple(dims)
+    if len(dims) < x._data.ndim:
+        dims = (1,) * (x._data.ndim - len(dims)) + dims
+    return repeat(x, *dims)
+
+
+def broadcast_to(x, shape):
+    return expand(x, *shape)
+
+
+def broadcast_tensors(*tensors):
+    shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
+    return tuple(expand(t, *shape) for t in tensors)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t if t._data.ndim >= 2 else reshape(t, 1, -1) for t in tensors], 0)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+    sizes = [t._data.size for t in tensors]
+    if indexing == "xy" and len(tensors) >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, t in enumerate(tensors):
+        position = i if indexing == "ij" or len(tensors) < 2 else (1 - i if i < 2 else i)
+        shape = [1] * len(tensors)
+        shape[position] = t._data.size
+        out.append(expand(reshape(t, *shape), *sizes))
+    return tuple(out)
+
+
+def diagonal(x, offset=0, dim1=0, dim2=1):
+    nd = x._data.ndim
+    return Diagonal.apply(x, int(offset), normalize_dim(dim1, nd), normalize_dim(dim2, nd))
+
+
+def diag(x, diagonal=0):
+    """A 1-D input becomes a square matrix with it on the `diagonal`; a 2-D input gives that diagonal."""
+    if x._data.ndim == 2:
+        return Diagonal.apply(x, int(diagonal), 0, 1)
+    if x._data.ndim != 1:
+        raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " f"{x._data.ndim}D")
+    n = x._data.shape[0] + abs(diagonal)
+    xp = get_array_module(x._data)
+    rows = xp.arange(x._data.shape[0]) + max(-diagonal, 0)
+    cols = xp.arange(x._data.shape[0]) + max(diagonal, 0)
+    flat_positions = autograd.Tensor._wrap((rows * n + cols).astype(np.int64))
+    from .indexing import scatter_add
+    zeros = autograd.Tensor._wrap(xp.zeros(n * n, dtype=x._data.dtype))
+    return reshape(scatter_add(zeros, 0, flat_positions, x), n, n)
+
+
+def trace(x):
+    if x._data.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {x._data.ndim}")
+    from .reduction import sum as sum_
+    return sum_(Diagonal.apply(x, 0, 0, 1))
