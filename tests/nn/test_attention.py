@@ -139,3 +139,81 @@ def test_transformer_encoder_layer_with_gelu_module_matches_torch():
     torch_state_to_ours(ref, ours)
     x, x_ref = pair_inputs(torch, np.random.default_rng(5).standard_normal((4, 2, 8)))
     assert_close(ours(x, is_causal=False), ref(x_ref))
+
+
+SDPA_GRADCHECK_CASES = {
+    "plain": {},
+    "causal": {"is_causal": True},
+    "bool_mask": {"attn_mask": disttorch.tensor(~BOOL_MASK)},
+    "scale_and_dropout": {"scale": 0.3, "dropout_p": 0.4},
+}
+
+
+@pytest.mark.parametrize("case", list(SDPA_GRADCHECK_CASES))
+def test_scaled_dot_product_attention_gradcheck(case):
+    from disttorch.autograd import gradcheck
+    kwargs = SDPA_GRADCHECK_CASES[case]
+    rng = np.random.default_rng(4)
+    q, k, v = (disttorch.tensor(rng.standard_normal(shape), requires_grad=True)
+               for shape in ((2, 3, 4), (2, 5, 4), (2, 5, 4)))
+
+    def attend(q, k, v):
+        disttorch.manual_seed(0)  # the same dropout mask at every finite-difference probe
+        return F.scaled_dot_product_attention(q, k, v, **kwargs)
+
+    assert gradcheck(attend, (q, k, v))
+
+
+def test_scaled_dot_product_attention_gradcheck_through_a_float_mask():
+    from disttorch.autograd import gradcheck
+    rng = np.random.default_rng(5)
+    q, k, v, mask = (disttorch.tensor(rng.standard_normal(shape), requires_grad=True)
+                     for shape in ((2, 3, 4), (2, 5, 4), (2, 5, 4), (3, 5)))
+    assert gradcheck(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m), (q, k, v, mask))
+
+
+def test_scaled_dot_product_attention_is_one_graph_node_and_zero_on_fully_masked_rows():
+    rng = np.random.default_rng(6)
+    q, q_ref = pair_inputs(torch, rng.standard_normal((1, 2, 3, 4)))
+    mask = np.ones((3, 3), dtype=bool)
+    mask[1] = False
+    out = F.scaled_dot_product_attention(q, q, q, attn_mask=disttorch.tensor(mask))
+    out_ref = torch.nn.functional.scaled_dot_product_attention(q_ref, q_ref, q_ref, attn_mask=torch.tensor(mask))
+    assert out.grad_fn.name() == "ScaledDotProductAttentionBackward0"
+    assert_close(out, out_ref)
+    out.sum().backward()
+    out_ref.sum().backward()
+    assert_close(q.grad, q_ref.grad)
+
+
+def test_scaled_dot_product_attention_dropout_keeps_expected_mass():
+    disttorch.manual_seed(0)
+    q = disttorch.zeros(1, 64, 8)
+    v = disttorch.ones(1, 64, 8)
+    out = F.scaled_dot_product_attention(q, q, v, dropout_p=0.25)
+    # Uniform weights 1/64, each kept with probability 0.75 and scaled by 1/0.75: the rows average 1.
+    assert abs(out.mean().item() - 1.0) < 0.05
+    assert out.min().item() < 1.0 < out.max().item()
+
+
+@pytest.mark.parametrize("name,ctor,call", MHA_CASES, ids=[c[0] for c in MHA_CASES])
+def test_multihead_attention_without_weights_takes_the_fused_path_and_matches_torch(name, ctor, call):
+    ref = torch.nn.MultiheadAttention(8, 2, **ctor).double()
+    ours = nn.MultiheadAttention(8, 2, **ctor).double()
+    torch_state_to_ours(ref, ours)
+    batch_first = ctor.get("batch_first", False)
+    q_shape = (2, 3, 8) if batch_first else (3, 2, 8)
+    k_shape = (2, 5, ctor.get("kdim", 8)) if batch_first else (5, 2, ctor.get("kdim", 8))
+    v_shape = k_shape[:-1] + (ctor.get("vdim", 8),)
+    rng = np.random.default_rng(1)
+    q, q_ref = pair_inputs(torch, rng.standard_normal(q_shape))
+    k, k_ref = pair_inputs(torch, rng.standard_normal(k_shape))
+    v, v_ref = pair_inputs(torch, rng.standard_normal(v_shape))
+    out, weights = ours(q, k, v, need_weights=False, **_tensors(disttorch, call))
+    out_ref, _ = ref(q_ref, k_ref, v_ref, need_weights=False, **_tensors(torch, call))
+    assert weights is None
+    assert_close(out, out_ref)
+    out.sum().backward()
+    out_ref.sum().backward()
+    for ours_in, ref_in in ((q, q_ref), (k, k_ref), (v, v_ref)):
+        assert_close(ours_in.grad, ref_in.grad)

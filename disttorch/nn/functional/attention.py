@@ -1,14 +1,15 @@
-"""scaled_dot_product_attention, composed from matmul, masking and softmax (their nodes carry the backward)."""
+"""scaled_dot_product_attention: one graph node, softmax(Q K^T * scale + mask) V with one fused backward."""
 import math
 
 import numpy as np
 
 from ...core import creation
 from ...core import dtype as dt
+from ...core.autograd import Function
+from ...core.backend import get_array_module
 from ...core.ops import indexing as ix
-from ...core.ops import linalg as la
-from ...core.ops import reduction as rd
-from .dropout import dropout
+from ...core.ops._util import sum_to
+from .dropout import _check_p, _keep_mask
 
 
 def causal_mask(query_len, key_len, device=None):
@@ -26,6 +27,79 @@ def apply_attention_mask(scores, attn_mask, allowed_when_true):
     return scores + attn_mask.to(scores.dtype)
 
 
+def _swap_last(xp, a):
+    return xp.swapaxes(a, -1, -2)
+
+
+def attention_weights(xp, query, key, attn_mask, is_causal, scale):
+    """softmax(Q K^T * scale + mask) over the last axis, computed in place on the score array.
+
+    A boolean attn_mask is True where attention is allowed; a row with no allowed key gets all-zero weights
+    (as PyTorch's CPU kernel gives), not NaN.
+    """
+    scores = query @ _swap_last(xp, key)
+    scores *= scores.dtype.type(scale)
+    query_len, key_len = scores.shape[-2:]
+    if is_causal:
+        forbidden = xp.triu(xp.ones((query_len, key_len), dtype=bool), 1)
+        xp.copyto(scores, scores.dtype.type(-np.inf), where=forbidden)
+    elif attn_mask is not None:
+        if attn_mask.dtype == np.bool_:
+            xp.copyto(scores, scores.dtype.type(-np.inf), where=~attn_mask)
+        else:
+            scores += attn_mask
+    row_max = scores.max(axis=-1, keepdims=True)
+    if is_causal or attn_mask is not None:
+        row_max[~xp.isfinite(row_max)] = 0  # fully masked row: exp(-inf) = 0 everywhere, normalised below
+    scores -= row_max
+    xp.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    if is_causal or attn_mask is not None:
+        total[total == 0] = 1
+    scores /= total
+    return scores
+
+
+class ScaledDotProductAttention(Function):
+    @staticmethod
+    def forward(ctx, query, key, value, attn_mask, dropout_p, is_causal, scale):
+        xp = get_array_module(query)
+        if attn_mask is not None and attn_mask.dtype != np.bool_ and attn_mask.dtype != query.dtype:
+            attn_mask = attn_mask.astype(query.dtype)
+        weights = attention_weights(xp, query, key, attn_mask, is_causal, scale)
+        dropped = weights
+        keep = None
+        if dropout_p > 0.0:
+            keep = _keep_mask(weights, weights.shape, dropout_p)
+            dropped = weights * keep
+        ctx.save_for_backward(query, key, value, weights, keep)
+        ctx.scale = scale
+        ctx.mask_shape = None if attn_mask is None else attn_mask.shape
+        return dropped @ value
+
+    @staticmethod
+    def backward(ctx, grad):
+        query, key, value, weights, keep = ctx.saved_tensors
+        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
+        xp = get_array_module(grad)
+        grad_v = None
+        if need_v:
+            dropped = weights if keep is None else weights * keep
+            grad_v = sum_to(_swap_last(xp, dropped) @ grad, value.shape)
+        # Softmax backward in place on d(weights): w * (dw - sum(dw * w)).
+        grad_scores = grad @ _swap_last(xp, value)
+        if keep is not None:
+            grad_scores *= keep
+        row_dot = (grad_scores * weights).sum(axis=-1, keepdims=True)
+        grad_scores -= row_dot
+        grad_scores *= weights
+        grad_mask = sum_to(grad_scores, ctx.mask_shape) if need_mask else None
+        grad_scores *= grad_scores.dtype.type(ctx.scale)
+        grad_q = sum_to(grad_scores @ key, query.shape) if need_q else None
+        grad_k = sum_to(_swap_last(xp, grad_scores) @ query, key.shape) if need_k else None
+        return grad_q, grad_k, grad_v, grad_mask, None, None, None
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(Q K^T * scale + mask) V over the last two dims; a boolean attn_mask is True where attention is
@@ -34,15 +108,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"scaled_dot_product_attention: query has {query.shape[-3]} heads but key has "
                            f"{key.shape[-3]}; grouped-query attention (enable_gqa) is not supported, repeat the "
                            "key/value heads first")
-    query_len, key_len = query.shape[-2], key.shape[-2]
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+    _check_p(dropout_p)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = la.matmul(query, key.transpose(-2, -1)) * scale
-    if is_causal:
-        if attn_mask is not None:
-            raise RuntimeError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
-        scores = apply_attention_mask(scores, causal_mask(query_len, key_len, query.device), True)
-    scores = apply_attention_mask(scores, attn_mask, True)
-    weights = rd.softmax(scores, -1)
-    if dropout_p > 0.0:
-        weights = dropout(weights, dropout_p)
-    return la.matmul(weights, value)
+    return ScaledDotProductAttention.apply(query, key, value, attn_mask, dropout_p, bool(is_causal), scale)

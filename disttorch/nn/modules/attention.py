@@ -2,6 +2,7 @@
 import math
 
 from ...core import creation
+from ...core import dtype as dt
 from ...core.ops import reduction as rd
 from ...core.ops import shape as sh
 from .. import functional as F
@@ -95,12 +96,20 @@ class MultiheadAttention(Module):
         q, k, v = F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
         k, v, attn_mask, key_padding_mask = self._extend_keys(k, v, attn_mask, key_padding_mask)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
-        scores = self._mask_scores(scores, attn_mask, key_padding_mask, is_causal)
-        weights = rd.softmax(scores, -1)
-        if self.dropout > 0.0 and self.training:
-            weights = F.dropout(weights, self.dropout)
-        out = (weights @ v).transpose(1, 2).reshape(q.shape[0], q.shape[2], self.embed_dim)
+        dropout_p = self.dropout if self.training else 0.0
+        if need_weights:
+            # The weights are returned (and differentiable), so the graph keeps them as a node of their own.
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+            scores = self._mask_scores(scores, attn_mask, key_padding_mask, is_causal)
+            weights = rd.softmax(scores, -1)
+            if dropout_p > 0.0:
+                weights = F.dropout(weights, dropout_p)
+            out = weights @ v
+        else:
+            causal_only = is_causal and attn_mask is None and key_padding_mask is None
+            mask = None if causal_only else self._sdpa_mask(q, k, attn_mask, key_padding_mask, is_causal)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal_only)
+        out = out.transpose(1, 2).reshape(q.shape[0], q.shape[2], self.embed_dim)
         out = self.out_proj(out)
         if not batched:
             out = out.squeeze(0)
@@ -127,6 +136,27 @@ class MultiheadAttention(Module):
             attn_mask = None if attn_mask is None else sh.pad(attn_mask, (0, 1))
             key_padding_mask = None if key_padding_mask is None else sh.pad(key_padding_mask, (0, 1))
         return k, v, attn_mask, key_padding_mask
+
+    def _sdpa_mask(self, q, k, attn_mask, key_padding_mask, is_causal):
+        """attn_mask and key_padding_mask (True = do not attend, or additive) as one scaled_dot_product_attention
+        mask (True = may attend, or additive), shaped to broadcast against (batch, heads, L, S)."""
+        batch, heads, query_len, key_len = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+        if is_causal and attn_mask is None:
+            attn_mask = ~causal_mask(query_len, key_len, q.device)
+        masks = []
+        if attn_mask is not None:
+            masks.append(attn_mask.reshape(batch, heads, query_len, key_len) if attn_mask.dim() == 3 else attn_mask)
+        if key_padding_mask is not None:
+            masks.append(key_padding_mask.reshape(batch, 1, 1, key_len))
+        if not masks:
+            return None
+        if all(m.dtype == dt.bool_ for m in masks):
+            forbidden = masks[0] if len(masks) == 1 else masks[0] | masks[1]
+            return ~forbidden
+        additive = creation.zeros(batch, heads, query_len, key_len, dtype=q.dtype, device=q.device)
+        for mask in masks:
+            additive = apply_attention_mask(additive, mask, allowed_when_true=False)
+        return additive
 
     def _mask_scores(self, scores, attn_mask, key_padding_mask, is_causal):
         batch, heads, query_len, key_len = scores.shape
