@@ -2,7 +2,11 @@
 compose commands run for real on two network-namespace hosts where root allows."""
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -26,8 +30,20 @@ def dockerfile():
     return (DOCKER / "Dockerfile").read_text()
 
 
+def _interpolated(command):
+    """The command as compose runs it with no variables set: `${NAME:-default}` becomes the default."""
+    return [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", token) for token in command]
+
+
+def _launcher_flags(service):
+    """The launcher's own flags: what comes before the script."""
+    command = _interpolated(service["command"])[1:]
+    script = next(index for index, token in enumerate(command) if not token.startswith("-"))
+    return command[:script]
+
+
 def _launch_params(service):
-    command = service["command"]
+    command = _interpolated(service["command"])
     assert command[0] == "disttorch-launch"
     # Let the launcher's own click command parse it: unknown flags or bad values fail here.
     return main.make_context("disttorch-launch", list(command[1:])).params
@@ -40,7 +56,7 @@ def test_compose_has_a_master_and_a_worker_service(compose):
 
 def test_every_flag_in_the_commands_is_a_launcher_option(compose):
     for name, service in compose["services"].items():
-        flags = {token.split("=")[0] for token in service["command"][1:] if token.startswith("-")}
+        flags = {token.split("=")[0] for token in _launcher_flags(service)}
         assert flags <= LAUNCHER_OPTIONS, f"{name} uses flags the launcher does not have: {flags - LAUNCHER_OPTIONS}"
 
 
@@ -86,9 +102,12 @@ def test_dockerfile_installs_the_package_and_ships_the_script(compose, dockerfil
     required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert tuple(map(int, python.groups())) >= tuple(map(int, required.lstrip(">=").split(".")))
     copied = " ".join(parts[1] for parts in instructions if parts[0] == "COPY")
-    for needed in ("pyproject.toml", "disttorch", "launcher"):
+    for needed in ("pyproject.toml", "setup.py", "disttorch", "launcher"):
         assert needed in copied
-    assert any(parts[0] == "RUN" and re.search(r"pip install \.(\s|$)", parts[1]) for parts in instructions)
+    # The package (with its int8 kernel) is built as a wheel for a portable target, then installed.
+    assert any(parts[0] == "RUN" and re.search(r"DISTTORCH_MARCH=\S+ pip wheel .* \.(\s|$)", parts[1])
+               for parts in instructions)
+    assert "ARG DISTTORCH_MARCH=none" in dockerfile
     script = _launch_params(compose["services"]["master"])["script"]
     assert script.split("/")[0] in copied
 
@@ -109,7 +128,7 @@ def test_the_compose_commands_run_a_job_across_two_hosts(tmp_path, compose, comp
     """)
     launchers = []
     for index, name in enumerate(("master", "worker")):
-        flags = [token for token in compose["services"][name]["command"][1:] if token.startswith("-")]
+        flags = _launcher_flags(compose["services"][name])
         launchers.append(start_launcher(*flags, "--rdzv-timeout=30", "report.py", cwd=tmp_path,
                                         prefix=compose_hosts.exec_prefix(index)))
     try:
@@ -121,3 +140,26 @@ def test_the_compose_commands_run_a_job_across_two_hosts(tmp_path, compose, comp
         assert returncode == 0, stderr
     reports = [json.loads((tmp_path / f"rank_{rank}.json").read_text()) for rank in range(4)]
     assert reports == [{"world": "4", "node": str(rank // 2)} for rank in range(4)]
+
+
+def test_the_build_context_leaves_out_host_builds():
+    ignored = (DOCKER / "Dockerfile.dockerignore").read_text().split()
+    for pattern in ("**/*.so", "build", "dist", ".venv", "**/*.egg-info", "checkpoints"):
+        assert pattern in ignored
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("march, expected", [(None, "-march=native"), ("none", None), ("x86-64-v2", "-march=x86-64-v2")])
+def test_disttorch_march_chooses_the_kernels_target(tmp_path, march, expected):
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler: the int8 kernel is not built here")
+    env = {key: value for key, value in os.environ.items() if key != "DISTTORCH_MARCH"}
+    if march is not None:
+        env["DISTTORCH_MARCH"] = march
+    built = subprocess.run([sys.executable, "setup.py", "build_ext", "--force", "-b", str(tmp_path / "lib"),
+                            "-t", str(tmp_path / "tmp")], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=110)
+    assert built.returncode == 0, built.stderr
+    assert list((tmp_path / "lib").rglob("_int8kernel*.so")), built.stdout + built.stderr
+    flags = re.findall(r"-march=\S+", built.stdout + built.stderr)
+    assert flags == ([expected] if expected else []), built.stdout + built.stderr
