@@ -75,7 +75,9 @@ class Agent:
         group.stop(self.spec.grace_period, self.signals.hurry)
 
     def _report(self, verdict: Verdict) -> int:
-        if self.signals.signum is not None:
+        # A signal that arrives while the job is already failing (`docker compose` stopping every
+        # container once one died) must not hide that failure behind an interruption.
+        if self.signals.signum is not None and (verdict.interrupted or not verdict.failed):
             log(interruption_message(self.signals.signum))
             return exit_status_for(self.signals.signum)
         if not verdict.failed:

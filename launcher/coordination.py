@@ -55,6 +55,7 @@ class Verdict:
     failed: bool
     failures: list[Failure]
     reason: str
+    interrupted: bool = False  # a launcher's SIGINT/SIGTERM/SIGHUP ended the job, not a failure before it
 
     def to_json(self) -> dict:
         return {
@@ -62,11 +63,13 @@ class Verdict:
             "failed": self.failed,
             "failures": [failure.to_json() for failure in self.failures],
             "reason": self.reason,
+            "interrupted": self.interrupted,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "Verdict":
-        return cls(data["restart"], data["failed"], [Failure.from_json(f) for f in data["failures"]], data["reason"])
+        return cls(data["restart"], data["failed"], [Failure.from_json(f) for f in data["failures"]], data["reason"],
+                   data.get("interrupted", False))
 
 
 def decide(results: list[RoundResult], first_halt_node: int | None, restart_count: int, max_restarts: int) -> Verdict:
@@ -79,7 +82,8 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
     for fatal in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
         stopped_for = [result.reason for result in results if result.outcome is fatal]
         if stopped_for:
-            return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(stopped_for))
+            return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(stopped_for),
+                           interrupted=fatal is NodeOutcome.INTERRUPTED)
     if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
         return Verdict(restart=False, failed=False, failures=[], reason="")
     reason = f"{len(failures)} worker(s) failed" if failures else "the worker group was stopped"

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from disttorch.launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
-from disttorch.launcher.coordination import NodeOutcome, RoundResult, decide
+from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
 from disttorch.launcher.summary import failure_summary
 from disttorch.launcher.workers import Failure, describe_exit
 
@@ -77,6 +77,16 @@ def test_decide_never_restarts_after_an_interrupt_or_a_lost_node():
         results = [RoundResult(0, NodeOutcome.STOPPED), RoundResult(1, outcome, reason="why")]
         verdict = decide(results, 1, restart_count=0, max_restarts=5)
         assert not verdict.restart and verdict.failed and verdict.reason == "why"
+
+
+def test_only_an_interrupt_makes_the_verdict_an_interruption():
+    """A lost node's failure stays a failure (exit 1) even when a signal arrives while stopping."""
+    for outcome, interrupted in ((NodeOutcome.INTERRUPTED, True), (NodeOutcome.LOST, False),
+                                 (NodeOutcome.FAILED, False)):
+        results = [RoundResult(0, NodeOutcome.STOPPED), RoundResult(1, outcome, reason="why")]
+        verdict = decide(results, 1, restart_count=0, max_restarts=0)
+        assert verdict.interrupted is interrupted
+        assert Verdict.from_json(verdict.to_json()) == verdict
 
 
 def test_root_cause_comes_from_the_node_that_raised_the_alarm():
