@@ -8,18 +8,19 @@ Layout of a file (all integers little-endian):
 The header holds the object tree with every container tagged (so loading only rebuilds dicts, lists,
 tuples and tensors and never runs code) and, per tensor, its dtype, shape and device. Files are written to
 a temporary file in the destination folder, fsynced, and renamed over the destination, so a crash mid-save
-leaves the previous checkpoint intact.
+leaves the previous checkpoint intact (and the next save removes the crashed one's temporary file).
 """
 import collections
 import io
+import math
 import os
 import struct
-import tempfile
 import zlib
 
 import msgpack
 import numpy as np
 
+from disttorch._atomic_write import atomic_write
 from disttorch.core import dtype as dtypes
 from disttorch.core.backend import cuda_available, is_cuda_array, to_device_array
 from disttorch.core.device import device as Device
@@ -31,6 +32,8 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sQI")
 _SUFFIX = struct.Struct("<I8s")
 _CHUNK_BYTES = 1 << 24
+_MAX_DIMS = 64  # numpy's limit
+_SCALARS = (bool, int, float, str, bytes)
 
 # Tags of the encoded tree. A msgpack array is always a tagged node; anything else is a plain scalar.
 _DICT, _ORDERED_DICT, _LIST, _TUPLE, _TENSOR, _NDARRAY, _DTYPE, _DEVICE, _BIG_INT = (
@@ -120,59 +123,56 @@ def _write_payload(handle, obj):
     handle.write(_SUFFIX.pack(data_crc, END_MAGIC))
 
 
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # some platforms cannot open directories; the rename is still atomic there
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(obj, f, pickle_module=None, pickle_protocol=None, **kwargs):
     """Write `obj` (nested dicts/lists/tuples of tensors, numbers, strings, bytes, None) to path or file `f`.
 
-    A path is written atomically: temp file in the same folder, fsync, os.replace, fsync of the folder.
-    PyTorch's pickle-related arguments are accepted so call sites port unchanged; nothing is pickled.
+    A path is written atomically (see disttorch._atomic_write): a temporary file in the same folder,
+    fsync, rename. PyTorch's pickle-related arguments are accepted so call sites port unchanged; nothing
+    is pickled.
     """
-    if not isinstance(f, (str, os.PathLike)):
+    if isinstance(f, (str, os.PathLike)):
+        atomic_write(os.fspath(f), lambda handle: _write_payload(handle, obj))
+    else:
         _write_payload(f, obj)
-        return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_payload(handle, obj)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        try:
-            os.unlink(temp_path)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
 
 
 class _Reader:
+    """Reads and checks one checkpoint: every number and name in the file is untrusted until checked."""
+
     def __init__(self, handle, name):
         self.handle = handle
         self.name = name
+        self.left = _bytes_left(handle)
 
     def fail(self, problem):
         raise RuntimeError(f"{self.name} is not a valid disttorch checkpoint: {problem}. The file may be "
                            "truncated or corrupted (e.g. an interrupted copy); re-save it or use an older "
                            "checkpoint.")
 
+    def check_room(self, size, what):
+        """A length from the file must fit in what remains of it, before anything that size is allocated."""
+        if self.left is not None and size > self.left:
+            self.fail(f"the {what} claims {size} bytes but only {self.left} remain in the file")
+
     def read_exact(self, size, what):
-        data = self.handle.read(size)
+        self.check_room(size, what)
+        # In pieces, so a huge length in a stream of unknown size runs into its end, not out of memory.
+        pieces, wanted = [], size
+        while wanted:
+            piece = self.handle.read(min(wanted, _CHUNK_BYTES))
+            if not piece:
+                break
+            pieces.append(piece)
+            wanted -= len(piece)
+        data = b"".join(pieces)
         if len(data) != size:
             self.fail(f"it ends early while reading the {what} (wanted {size} bytes, got {len(data)})")
+        self._consumed(size)
         return data
+
+    def _consumed(self, size):
+        if self.left is not None:
+            self.left -= size
 
     def read_header(self):
         prefix = self.handle.read(_PREFIX.size)
@@ -180,19 +180,25 @@ class _Reader:
             self._refuse_foreign(prefix)
         if len(prefix) < _PREFIX.size:
             self.fail("it ends inside the file prefix")
+        self._consumed(_PREFIX.size)
         _, header_length, header_crc = _PREFIX.unpack(prefix)
         header = self.read_exact(header_length, "header")
         if zlib.crc32(header) != header_crc:
             self.fail("the header checksum does not match")
         try:
             header = msgpack.unpackb(header, raw=False, strict_map_key=False)
-        except Exception as error:
-            self.fail(f"the header cannot be decoded ({error})")
+        except Exception as error:  # msgpack reports bad input with many exception types
+            self.fail(f"the header cannot be decoded ({type(error).__name__}: {error})")
         if not isinstance(header, dict) or header.get("format") != "disttorch-checkpoint":
             self.fail("the header does not describe a disttorch checkpoint")
-        if header.get("version", 0) > FORMAT_VERSION:
-            raise RuntimeError(f"{self.name} uses checkpoint format version {header['version']}, newer than "
+        version = header.get("version")
+        if type(version) is not int:
+            self.fail(f"the header's format version is {version!r:.40}, not a number")
+        if version > FORMAT_VERSION:
+            raise RuntimeError(f"{self.name} uses checkpoint format version {version}, newer than "
                                f"this disttorch understands ({FORMAT_VERSION}); upgrade disttorch to load it.")
+        if not isinstance(header.get("tensors"), list) or "tree" not in header:
+            self.fail("the header lacks its tensor table or object tree")
         return header
 
     def _refuse_foreign(self, prefix):
@@ -209,14 +215,11 @@ class _Reader:
     def read_arrays(self, entries):
         arrays, data_crc = [], 0
         for index, entry in enumerate(entries):
+            dtype, shape = self._layout(index, entry)
             try:
-                dtype = np.dtype(entry["dtype"]).newbyteorder("<")
-                shape = tuple(int(size) for size in entry["shape"])
-            except (TypeError, KeyError, ValueError) as error:
-                self.fail(f"tensor {index} has an invalid description ({error})")
-            array = np.empty(shape, dtype=dtype)
-            if array.nbytes != entry["nbytes"]:
-                self.fail(f"tensor {index} claims {entry['nbytes']} bytes but its shape needs {array.nbytes}")
+                array = np.empty(shape, dtype=dtype)
+            except (ValueError, MemoryError) as error:
+                self.fail(f"tensor {index} of shape {shape} cannot be allocated ({error})")
             data_crc = self._read_into(array, index, data_crc)
             arrays.append(array.astype(dtype.newbyteorder("="), copy=False))
         suffix = self.read_exact(_SUFFIX.size, "end marker")
@@ -229,6 +232,34 @@ class _Reader:
             self.fail("there are unexpected bytes after the end marker")
         return arrays
 
+    def _layout(self, index, entry):
+        """The little-endian dtype and the shape of tensor `index`, once its description is checked."""
+        if not isinstance(entry, dict):
+            self.fail(f"tensor {index} has no description")
+        dtype_name, shape, nbytes = entry.get("dtype"), entry.get("shape"), entry.get("nbytes")
+        dtype = None
+        if isinstance(dtype_name, str):
+            try:
+                dtype = np.dtype(dtype_name).newbyteorder("<")
+            except Exception:  # numpy's dtype parser raises several types for strings it cannot read
+                pass
+        if dtype is None or dtype.kind not in "biuf" or dtype.shape != ():
+            self.fail(f"tensor {index} has an unsupported dtype {dtype_name!r:.40}")
+        if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
+                or not all(type(size) is int and size >= 0 for size in shape)):
+            self.fail(f"tensor {index} has an invalid shape {shape!r:.60}")
+        needed = math.prod(shape) * dtype.itemsize
+        if nbytes != needed or type(nbytes) is not int:
+            self.fail(f"tensor {index} claims {nbytes!r:.40} bytes but its shape needs {needed}")
+        if not isinstance(entry.get("device"), str) or not _parses_as_device(entry["device"]):
+            self.fail(f"tensor {index} has an invalid device {entry.get('device')!r:.40}")
+        if not all(type(entry.get(flag, False)) is bool for flag in ("parameter", "requires_grad")):
+            self.fail(f"tensor {index} has invalid parameter/requires_grad flags")
+        if _requires_grad(entry) and dtype.kind != "f":
+            self.fail(f"tensor {index} of dtype {dtype_name} claims to require gradients")
+        self.check_room(nbytes, f"data of tensor {index}")
+        return dtype, tuple(shape)
+
     def _read_into(self, array, index, crc):
         view = memoryview(array.reshape(-1).view(np.uint8))
         filled = 0
@@ -238,7 +269,29 @@ class _Reader:
                 self.fail(f"it ends inside tensor {index} ({filled} of {len(view)} bytes present)")
             crc = zlib.crc32(view[filled:filled + count], crc)
             filled += count
+        self._consumed(filled)
         return crc
+
+
+def _bytes_left(handle):
+    """How many bytes a seekable handle holds past its position; None for a stream."""
+    try:
+        if not handle.seekable():
+            return None
+        position = handle.tell()
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(position)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return end - position
+
+
+def _parses_as_device(name):
+    try:
+        Device(name)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _resolve_location(map_location, saved_device):
@@ -272,11 +325,15 @@ def _place(array, entry, map_location, name):
     return _finish_tensor(tensor, entry)
 
 
+def _requires_grad(entry):
+    return entry.get("requires_grad", bool(entry.get("parameter")))
+
+
 def _finish_tensor(tensor, entry):
     if entry.get("parameter"):
         from disttorch.nn import Parameter
-        return Parameter(tensor, requires_grad=bool(entry.get("requires_grad", True)))
-    if entry.get("requires_grad"):
+        return Parameter(tensor, requires_grad=_requires_grad(entry))
+    if _requires_grad(entry):
         tensor.requires_grad_(True)
     return tensor
 
@@ -289,41 +346,58 @@ class _Decoder:
         self.reader = reader
 
     def decode(self, node):
-        if not isinstance(node, list):
+        if node is None or isinstance(node, _SCALARS):
             return node
-        if len(node) != 2 or not isinstance(node[0], str):
-            self.reader.fail("the object tree holds a malformed node")
+        if not isinstance(node, list) or len(node) != 2 or not isinstance(node[0], str):
+            self.reader.fail(f"the object tree holds a malformed node of type {type(node).__name__}")
         tag, payload = node
         if tag in (_DICT, _ORDERED_DICT):
             mapping = collections.OrderedDict() if tag == _ORDERED_DICT else {}
-            for key, value in payload:
-                mapping[self._decode_key(key)] = self.decode(value)
+            for pair in self._items(payload, tag):
+                if not isinstance(pair, list) or len(pair) != 2:
+                    self.reader.fail("a dict entry is not a key-value pair")
+                mapping[self._decode_key(pair[0])] = self.decode(pair[1])
             return mapping
         if tag == _LIST:
-            return [self.decode(item) for item in payload]
+            return [self.decode(item) for item in self._items(payload, tag)]
         if tag == _TUPLE:
-            return tuple(self.decode(item) for item in payload)
+            return tuple(self.decode(item) for item in self._items(payload, tag))
         if tag == _TENSOR:
             return _place(self._array(payload), self.entries[payload], self.map_location, self.reader.name)
         if tag == _NDARRAY:
             return self._array(payload)
         if tag == _DTYPE:
-            return dtypes._by_name(payload)
+            try:
+                return dtypes._by_name(payload)
+            except (KeyError, TypeError):
+                self.reader.fail(f"the object tree names an unknown dtype {payload!r:.40}")
         if tag == _DEVICE:
+            if not isinstance(payload, str) or not _parses_as_device(payload):
+                self.reader.fail(f"the object tree names an invalid device {payload!r:.40}")
             return Device(payload)
         if tag == _BIG_INT:
-            return int(payload)
-        self.reader.fail(f"the object tree holds an unknown tag {tag!r}")
+            try:
+                return int(payload)
+            except (TypeError, ValueError):
+                self.reader.fail(f"the object tree holds an invalid integer {payload!r:.40}")
+        self.reader.fail(f"the object tree holds an unknown tag {tag!r:.40}")
+
+    def _items(self, payload, tag):
+        if not isinstance(payload, list):
+            self.reader.fail(f"a {tag} node does not hold a list")
+        return payload
 
     def _decode_key(self, key):
         decoded = self.decode(key)
-        if isinstance(decoded, list):
-            self.reader.fail("a dict key is a list")
+        try:
+            hash(decoded)
+        except TypeError:
+            self.reader.fail(f"a dict key is a {type(decoded).__name__}, which cannot be a key")
         return decoded
 
     def _array(self, index):
-        if not isinstance(index, int) or not 0 <= index < len(self.arrays):
-            self.reader.fail(f"the object tree refers to a missing tensor {index!r}")
+        if type(index) is not int or not 0 <= index < len(self.arrays):
+            self.reader.fail(f"the object tree refers to a missing tensor {index!r:.40}")
         return self.arrays[index]
 
 
@@ -345,11 +419,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 def _load_from(handle, name, map_location):
     reader = _Reader(handle, name)
     header = reader.read_header()
-    entries = header.get("tensors")
-    if not isinstance(entries, list) or "tree" not in header:
-        reader.fail("the header lacks its tensor table or object tree")
-    arrays = reader.read_arrays(entries)
-    return _Decoder(arrays, entries, map_location, reader).decode(header["tree"])
+    arrays = reader.read_arrays(header["tensors"])
+    try:
+        return _Decoder(arrays, header["tensors"], map_location, reader).decode(header["tree"])
+    except RecursionError:
+        reader.fail("the object tree is nested too deeply")
 
 
 __all__ = ["save", "load"]
