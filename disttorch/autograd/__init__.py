@@ -97,6 +97,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 class Function(_engine.Function):
     """PyTorch-style custom op: forward and backward receive and return Tensors."""
 
+    def name(self):
+        return type(self).__name__ + "Backward"
+
     @classmethod
     def apply(cls, *args):
         ctx = cls._blank()

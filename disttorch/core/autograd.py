@@ -26,8 +26,11 @@ tracer = None
 class Function:
     """Base class of every differentiable op; an instance is both the ctx and the graph node."""
 
-    __slots__ = ("next_functions", "needs_input_grad", "_saved", "_saved_versions", "_freed",
-                 "_pre_hooks", "_retain_targets", "__dict__", "__weakref__")
+    # _edges: per forward argument, the node its gradient goes to (None for non-tensors and tensors that
+    # need no gradient); the engine walks these. _tensor_args marks which arguments were tensors, so
+    # next_functions can list exactly torch's (node, input_nr) pairs, one per tensor input.
+    __slots__ = ("_edges", "_tensor_args", "needs_input_grad", "_saved", "_saved_versions", "_freed",
+                 "_pre_hooks", "_post_hooks", "_retain_targets", "__dict__", "__weakref__")
 
     def save_for_backward(self, *arrays):
         self._saved = arrays
@@ -55,6 +58,7 @@ class Function:
         ctx._saved = ()
         ctx._freed = False
         ctx._pre_hooks = None
+        ctx._post_hooks = None
         return ctx
 
     @classmethod
@@ -87,9 +91,12 @@ class Function:
         result = Tensor._wrap(out)
         result.requires_grad = True
         result.grad_fn = self
-        self.next_functions = tuple(
+        self._edges = tuple(
             (a.grad_fn or a._accumulator()) if n else None for a, n in zip(args, self.needs_input_grad)
         )
+        # Integer and bool tensors (where's condition, masks) are not differentiable inputs: torch gives
+        # them no edge. 'V' is ml_dtypes' bfloat16.
+        self._tensor_args = tuple(isinstance(a, Tensor) and a._data.dtype.kind in "fcV" for a in args)
         if self._saved:
             self._record_versions(args, result)
         return result
@@ -132,8 +139,28 @@ class Function:
             self._freed = True
         return grads
 
+    @property
+    def next_functions(self):
+        """torch's ((node, input_nr), ...): one pair per tensor input, (None, 0) where no gradient flows.
+
+        Every disttorch op has a single output, so input_nr is always 0.
+        """
+        return tuple((edge, 0) for edge, is_tensor in zip(self._edges, self._tensor_args) if is_tensor)
+
+    def register_prehook(self, fn):
+        """fn(grad_outputs) -> new grad_outputs or None, run before this node's backward."""
+        if self._pre_hooks is None:
+            self._pre_hooks = []
+        hook = _NodePreHook(fn)
+        self._pre_hooks.append(hook)
+        return _Handle(self._pre_hooks, hook)
+
     def register_hook(self, fn):
-        raise NotImplementedError("hooks on graph nodes are not supported; use Tensor.register_hook")
+        """fn(grad_inputs, grad_outputs) -> new grad_inputs or None, run after this node's backward."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(fn)
+        return _Handle(self._post_hooks, fn)
 
     @staticmethod
     def forward(ctx, *args):
@@ -150,18 +177,41 @@ def _traced(cls, ctx, args, out, record):
     return result
 
 
+class _Handle:
+    def __init__(self, hooks, hook):
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class _NodePreHook:
+    """Adapts torch's node pre-hook (a tuple of gradients) to the engine's per-tensor hook call."""
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, grad):
+        out = self.fn((grad,))
+        return None if out is None else out[0]
+
+
 class AccumulateGrad:
     """Sink node of a leaf tensor: runs its hooks and adds the incoming gradient into `.grad`."""
 
-    __slots__ = ("variable", "next_functions", "_pre_hooks", "__weakref__")
+    __slots__ = ("variable", "_pre_hooks", "__weakref__")
+    _edges = ()
+    next_functions = ()
 
     def __init__(self, variable):
         self.variable = variable
-        self.next_functions = ()
         self._pre_hooks = None
 
     def name(self):
-        return "AccumulateGrad"
+        return "torch::autograd::AccumulateGrad"
 
     def __repr__(self):
         return "<AccumulateGrad object>"
@@ -205,6 +255,20 @@ def _run_pre_hooks(node, grad):
     return grad
 
 
+def _run_post_hooks(node, input_grads, grad):
+    """Node.register_hook functions see and may replace the gradients of the tensor inputs (torch's view)."""
+    tensor_positions = [i for i, is_tensor in enumerate(node._tensor_args) if is_tensor]
+    wrapped = tuple(None if input_grads[i] is None else Tensor._wrap(input_grads[i]) for i in tensor_positions)
+    for hook in node._post_hooks:
+        out = hook(wrapped, (Tensor._wrap(grad),))
+        if out is not None:
+            wrapped = tuple(out)
+    result = list(input_grads)
+    for i, g in zip(tensor_positions, wrapped):
+        result[i] = None if g is None else g._data
+    return tuple(result)
+
+
 class _RetainGrad:
     __slots__ = ("tensor_ref",)
 
@@ -228,7 +292,7 @@ def _dependencies(roots):
     seen = set(roots)
     while stack:
         node = stack.pop()
-        for nxt in node.next_functions:
+        for nxt in node._edges:
             if nxt is None:
                 continue
             deps[nxt] = deps.get(nxt, 0) + 1
@@ -270,11 +334,13 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 grad = None
             continue
         if grad is None:
-            input_grads = (None,) * len(node.next_functions)
+            input_grads = (None,) * len(node._edges)
         else:
             input_grads = node._run(grad, retain_graph)
+            if node._post_hooks:
+                input_grads = _run_post_hooks(node, input_grads, grad)
             grad = None
-        for nxt, g in zip(node.next_functions, input_grads):
+        for nxt, g in zip(node._edges, input_grads):
             if nxt is None:
                 continue
             if g is not None:

@@ -43,7 +43,7 @@ def _reachable_leaves(outputs):
         if isinstance(node, AccumulateGrad):
             found.add(id(node.variable))
             continue
-        stack.extend(n for n in node.next_functions if n is not None)
+        stack.extend(n for n in node._edges if n is not None)
     return found
 
 
