@@ -125,3 +125,32 @@ def test_batch_sampler_matches_torch(drop_last):
     theirs = torch.utils.data.BatchSampler(range(10), 3, drop_last)
     assert list(ours) == list(theirs)
     assert len(ours) == len(theirs)
+
+
+def test_random_sampler_with_replacement_draws_lazily():
+    import itertools
+    import tracemalloc
+    from disttorch.utils.data import DataLoader, RandomSampler
+    sampler = RandomSampler(range(10), replacement=True, num_samples=10 ** 10)
+    assert len(sampler) == 10 ** 10
+    tracemalloc.start()
+    try:
+        first = list(itertools.islice(iter(sampler), 1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # a chunk at a time, not 10**10 indices (80 GB)
+    assert len(first) == 1000 and set(first) <= set(range(10)) and len(set(first)) == 10
+    loader = DataLoader(list(range(10)), batch_size=4, sampler=sampler)
+    assert next(iter(loader)).shape == (4,)
+
+
+def test_random_sampler_draws_are_reproducible_and_cover_uneven_counts():
+    from disttorch.utils.data import RandomSampler
+    for replacement, count in ((True, 70), (False, 23)):
+        g1, g2 = disttorch.Generator().manual_seed(3), disttorch.Generator().manual_seed(3)
+        a = list(RandomSampler(range(10), replacement, count, generator=g1))
+        b = list(RandomSampler(range(10), replacement, count, generator=g2))
+        assert a == b and len(a) == count
+    no_replacement = list(RandomSampler(range(10), num_samples=23, generator=g1))
+    assert sorted(no_replacement[:10]) == list(range(10)) and sorted(no_replacement[10:20]) == list(range(10))

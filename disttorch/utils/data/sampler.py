@@ -58,15 +58,25 @@ class RandomSampler(Sampler):
     def num_samples(self):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
+    # Draws with replacement come in chunks of this many, as torch's sampler takes them, so an epoch of
+    # num_samples=10**10 costs memory for one chunk, not for every index up front.
+    _CHUNK = 32
+
     def __iter__(self):
         n = len(self.data_source)
         rng = numpy_rng(self.generator)
         if self.replacement:
-            return iter(rng.integers(0, n, self.num_samples).tolist())
+            full_chunks, remainder = divmod(self.num_samples, self._CHUNK)
+            for _ in range(full_chunks):
+                yield from rng.integers(0, n, self._CHUNK).tolist()
+            if remainder:
+                yield from rng.integers(0, n, remainder).tolist()
+            return
         full_passes, remainder = divmod(self.num_samples, n)
-        orders = [rng.permutation(n) for _ in range(full_passes)]
-        orders.append(rng.permutation(n)[:remainder])
-        return iter(np.concatenate(orders).tolist())
+        for _ in range(full_passes):
+            yield from rng.permutation(n).tolist()
+        if remainder:
+            yield from rng.permutation(n)[:remainder].tolist()
 
     def __len__(self):
         return self.num_samples
