@@ -4,6 +4,7 @@ Runs under RANK/WORLD_SIZE/MASTER_* (see sharding_harness.py). Training scenario
 run against one process training on the full batch (every rank's slice, concatenated) from the same
 initial weights, in float64. Each passed scenario prints one JSON line; any failure raises.
 """
+import functools
 import json
 import os
 import sys
@@ -16,6 +17,11 @@ import disttorch.nn.functional as F
 from disttorch import nn
 from disttorch.distributed.algorithms import Join
 from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from disttorch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from disttorch.distributed.fsdp import ShardingStrategy, StateDictType
+from disttorch.distributed.fsdp import flat_param
+from disttorch.distributed.fsdp.wrap import (ModuleWrapPolicy, size_based_auto_wrap_policy,
+                                             transformer_auto_wrap_policy)
 from disttorch.distributed.optim import ZeroRedundancyOptimizer
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 
@@ -260,6 +266,89 @@ def join_missing_names_rank():
         report("join_missing_names_rank", error=str(error))
         return
     raise AssertionError("uneven inputs without Join must fail")
+
+
+# ---- FullyShardedDataParallel ------------------------------------------------------------------
+POLICIES = {
+    "mlp": ModuleWrapPolicy({nn.Linear}),
+    "cnn": functools.partial(size_based_auto_wrap_policy, min_num_params=50),
+    "transformer": functools.partial(transformer_auto_wrap_policy,
+                                     transformer_layer_cls={nn.TransformerEncoderLayer}),
+}
+
+
+def fsdp_model(kind, strategy=ShardingStrategy.FULL_SHARD, seed=0, **kwargs):
+    return FSDP(build(kind, seed), sharding_strategy=strategy, auto_wrap_policy=POLICIES[kind],
+                **kwargs)
+
+
+def full_state(model):
+    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT):
+        return model.state_dict()
+
+
+def assert_same_state(expected, actual, what, tolerance=TIGHT):
+    assert list(actual) == list(expected), (list(actual), list(expected))
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key].numpy(), value.detach().numpy(), **tolerance,
+                                   err_msg=f"{what}: {key} differs on rank {RANK}")
+
+
+def fsdp_matches_full_batch():
+    for strategy in (ShardingStrategy.FULL_SHARD, ShardingStrategy.SHARD_GRAD_OP):
+        for kind in MODELS:
+            for opt_name in OPTIMIZERS:
+                expected, _ = reference(kind, opt_name)
+                model = fsdp_model(kind, strategy)
+                cls, kwargs = OPTIMIZERS[opt_name]
+                optimizer = cls(model.parameters(), **kwargs)
+                for step in range(STEPS):
+                    train_step(model, optimizer, *my_slice(global_batch(kind, step)))
+                assert_same_state(expected.state_dict(), full_state(model),
+                                  f"FSDP {strategy.name} {kind} {opt_name}")
+    report("fsdp_matches_full_batch")
+
+
+def fsdp_memory_is_sharded():
+    """Per rank, parameter + gradient + Adam state bytes = 1/N of the model's (plus at most one
+    element of padding per unit and tensor), and gathered parameters never exceed the largest
+    unit at once under FULL_SHARD; SHARD_GRAD_OP holds every unit from forward to backward."""
+    unit_bytes = [8 * sum(m.weight.numel() + m.bias.numel() for m in [layer])
+                  for layer in build("mlp").modules() if isinstance(layer, nn.Linear)]
+    total = sum(unit_bytes)
+    peaks = {}
+    for strategy in (ShardingStrategy.FULL_SHARD, ShardingStrategy.SHARD_GRAD_OP):
+        model = fsdp_model("mlp", strategy)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        flat_param.UNSHARDED_BYTES["peak"] = flat_param.UNSHARDED_BYTES["alive"]
+        train_step(model, optimizer, *my_slice(global_batch("mlp", 0)))
+        peaks[strategy.name] = flat_param.UNSHARDED_BYTES["peak"]
+        params = sum(p._data.nbytes for p in model.parameters())
+        grads = sum(p.grad._data.nbytes for p in model.parameters())
+        state = sum(v._data.nbytes for entry in optimizer.state.values()
+                    for k, v in entry.items() if k != "step")
+        padding = 8 * len(unit_bytes)
+        for what, measured in (("parameters", params), ("gradients", grads), ("Adam state", state / 2)):
+            assert total / WORLD <= measured <= total / WORLD + padding, (what, measured, total)
+    assert max(unit_bytes) <= peaks["FULL_SHARD"] <= max(unit_bytes) + 8 * WORLD, (peaks, unit_bytes)
+    assert peaks["SHARD_GRAD_OP"] >= total, (peaks, total)
+    report("fsdp_memory_is_sharded", peaks=peaks, unit_bytes=unit_bytes)
+
+
+def fsdp_sharded_state_dict_round_trip():
+    model = fsdp_model("transformer")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_step(model, optimizer, *my_slice(global_batch("transformer", 0)))
+    with FSDP.state_dict_type(model, StateDictType.SHARDED_STATE_DICT):
+        sharded = model.state_dict()
+    key = "blocks.0.linear1.weight"
+    assert tuple(sharded[key].size()) == (16, 8), sharded[key]
+    assert sharded[key].local_tensor().shape[0] == len(range(16)[RANK * -(-16 // WORLD):][:-(-16 // WORLD)])
+    fresh = fsdp_model("transformer", seed=5)
+    with FSDP.state_dict_type(fresh, StateDictType.SHARDED_STATE_DICT):
+        fresh.load_state_dict(sharded)
+    assert_same_state(full_state(model), full_state(fresh), "after a sharded load_state_dict")
+    report("fsdp_sharded_state_dict_round_trip")
 
 
 SCENARIOS = {name: fn for name, fn in globals().items()
