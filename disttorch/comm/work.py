@@ -2,6 +2,7 @@
 import datetime
 import queue
 import threading
+import time
 
 from .errors import CollectiveTimeout
 
@@ -18,9 +19,12 @@ class Work:
         self._done = threading.Event()
         self._error = None
         self._outputs = []
+        # perf_counter() when the collective began and ended running (DDP's bucket timelines).
+        self.started_at = self.finished_at = None
 
     def _finish(self, error=None):
         self._error = error
+        self.finished_at = time.perf_counter()
         self._done.set()
 
     def is_completed(self):
@@ -101,6 +105,7 @@ class Executor:
             error = None
             try:
                 with self._lock:
+                    work.started_at = time.perf_counter()
                     job()
             except BaseException as failure:  # handed to whoever waits on the Work
                 error = failure

@@ -38,6 +38,8 @@ class Bucket:
                       for p, start in zip(params, self.offsets)]
         self.pending = len(params)
         self.future = None
+        # This step's perf_counter() marks: bucket ready, all-reduce started and done (timeline()).
+        self.marks = None
         # What this step's all-reduce works on: the flat buffer, or a lone parameter's own `.grad`.
         self.comm_buffer = self.buffer
 
@@ -181,6 +183,8 @@ class Reducer:
             bucket.pending = len(bucket.params)
             bucket.future = None
             bucket.comm_buffer = bucket.buffer
+            bucket.marks = None
+        self._step_marks = {"origin": time.perf_counter()}
         self.next_to_launch = 0
         self.ready_ids = set()
         self.ready_order = []
@@ -259,6 +263,7 @@ class Reducer:
     def _launch_ready_buckets(self):
         while self.next_to_launch < len(self.buckets) and self.buckets[self.next_to_launch].pending == 0:
             bucket = self.buckets[self.next_to_launch]
+            bucket.marks = {"ready": time.perf_counter()}
             bucket.future = self._communicate(bucket)
             self.next_to_launch += 1
         if self.next_to_launch == len(self.buckets):
@@ -270,12 +275,14 @@ class Reducer:
                 started = time.perf_counter()
                 dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group)
                 self.exposed_seconds += time.perf_counter() - started
+                bucket.marks.update(start=started, done=time.perf_counter())
                 done = Future()
                 done.set_result(bucket.comm_buffer)
                 return done
             # AVG divides inside the communication thread, piece by piece, while each is in cache.
             work = dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group,
                                    async_op=True)
+            bucket.marks["work"] = work
             return Future.from_work(work, bucket.comm_buffer)
         is_last = bucket.index == len(self.buckets) - 1
         return self.comm_hook(self.comm_state, GradBucket(bucket.index, bucket.buffer, bucket.params, is_last))
@@ -285,13 +292,17 @@ class Reducer:
         self.active = False
         if self.arrival_order is None:
             self.arrival_order = self.ready_order
-        started = time.perf_counter()
-        results = [bucket.future.wait() for bucket in self.buckets]
+        started = self._step_marks["backward_done"] = time.perf_counter()
+        results = []
+        for bucket in self.buckets:
+            results.append(bucket.future.wait())
+            bucket.marks.setdefault("waited", time.perf_counter())
         globally_unused = set()
         if self.used_counts is not None:
             self._used_work.wait()
             globally_unused = {id(p) for p, count in zip(self.params, self.used_counts._data) if count == 0}
         self.exposed_seconds += time.perf_counter() - started
+        self._step_marks["finalized"] = time.perf_counter()
         for bucket, result in zip(self.buckets, results):
             if bucket.comm_buffer is not bucket.buffer:
                 continue  # reduced in place: `.grad` already holds the average
@@ -310,6 +321,22 @@ class Reducer:
             p.grad = Tensor._wrap(view.copy())
         else:
             p.grad._data[...] = view
+
+    def timeline(self):
+        """The last synchronised step, in seconds since its forward ended: when each bucket became
+        ready and its all-reduce started and finished, when backward finished and when every
+        averaged gradient was in place. For finding where a step's time goes (bench_cluster)."""
+        origin = self._step_marks["origin"]
+        rows = []
+        for bucket in self.buckets:
+            marks = bucket.marks
+            work = marks.get("work")
+            start = marks.get("start", work.started_at if work is not None else marks["ready"])
+            done = marks.get("done", work.finished_at if work is not None else marks["waited"])
+            rows.append({"bucket": bucket.index, "bytes": int(bucket.buffer._data.nbytes),
+                         "ready": marks["ready"] - origin, "start": start - origin, "done": done - origin})
+        return {"buckets": rows, "backward_done": self._step_marks["backward_done"] - origin,
+                "finalized": self._step_marks["finalized"] - origin}
 
     def remove_hooks(self):
         for handle in self._handles:
