@@ -102,10 +102,32 @@ def all_reduce(ch, buf, op):
 
 
 def _all_reduce_sockets(ch, buf, op):
-    if ch.size == 2 or buf.nbytes <= DIRECT_BYTES or buf.size < ch.size:
+    if _direct_suits(ch, buf):
         _all_reduce_direct(ch, buf, op)
     else:
         _all_reduce_ring(ch, buf, op)
+
+
+def _direct_suits(ch, buf):
+    return ch.size == 2 or buf.nbytes <= DIRECT_BYTES or buf.size < ch.size
+
+
+def start_all_reduce(ch, buf, op):
+    """Send this rank's whole contribution now and return ``finish(ch)``, which receives and folds;
+    None when ``all_reduce`` would take another path (shared memory, the ring, a group of one).
+
+    Used for collectives issued while backward still runs: the pieces are copied into ZeroMQ, whose
+    I/O threads put them on the wire without ever taking the GIL, so the link stays busy however
+    long the training thread keeps Python to itself; only the folding needs Python later, and
+    copied pieces let it write into ``buf`` without waiting for the sends to complete.
+    """
+    if ch.size == 1 or not _direct_suits(ch, buf) or (
+            ch.shm is not None and ch.shm.usable_for(buf.nbytes, buf.nbytes)):
+        return None
+    for peer in ch.others():
+        for low, high in spans(buf):
+            ch.send(peer, buf[low:high])
+    return lambda channel: _fold_direct(channel, buf, op, [None] * len(spans(buf)))
 
 
 def fold_in_rank_order(contributions, op, out):
@@ -123,6 +145,11 @@ def _all_reduce_direct(ch, buf, op):
     is used at every size; with more ranks only for small arrays.
     """
     sent = [send_array(ch, peer, buf) for peer in ch.others()]
+    _fold_direct(ch, buf, op, [[trackers[index] for trackers in sent] for index in range(len(spans(buf)))])
+
+
+def _fold_direct(ch, buf, op, trackers_of_piece):
+    """Receive every peer's pieces and fold them into ``buf``, each piece once its own sends are done."""
     for index, (low, high) in enumerate(spans(buf)):
         mine = buf[low:high]
         contributions = []
@@ -132,7 +159,8 @@ def _all_reduce_direct(ch, buf, op):
             else:
                 # Ranks >= 2 overwrite their piece before folding their own values in.
                 contributions.append(mine.copy() if peer >= 2 else mine)
-        ch.wait_sent([trackers[index] for trackers in sent])
+        if trackers_of_piece[index]:
+            ch.wait_sent(trackers_of_piece[index])
         fold_in_rank_order(contributions, op, mine)
         finish_reduction(op, mine, ch.size)
 

@@ -129,11 +129,18 @@ class ProcessGroup:
     def __repr__(self):
         return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
 
-    def _run(self, op, dtype, shape, reduce_op, algorithm, async_op):
+    def _run(self, op, dtype, shape, reduce_op, algorithm, async_op, start=None, deferred=False):
         """Number the collective, build its header and run ``algorithm(channel)``.
 
         ``shape`` is the array shape every rank must agree on (or an element
         count when per-message counts are checked instead, as in all_to_all).
+
+        ``start(channel)``, given for an async collective, runs right here in the
+        caller's thread: it may send everything this rank contributes and return
+        ``rest(channel)`` to run in order with the other collectives (or None to run
+        ``algorithm`` there instead). With ``deferred``, ``rest`` waits for Work.wait()
+        and runs in the waiting thread, so no second thread competes for the cores;
+        a collective that cannot start early then runs to completion right away.
         """
         if self._failure is not None:
             raise DistBackendError(
@@ -145,31 +152,55 @@ class ProcessGroup:
         header = msgpack.packb([DATA, self.group_id, seq, op, np.dtype(dtype).str, signature,
                                 reduce_op or ""])
         transport = self._world.transport
+        description = f"{op} #{seq} of group {self.group_id}"
+        started = {}
 
-        def job():
-            ctx = OpContext(self.group_id, self.ranks, seq, op, self._world.timeout)
+        def channel():
+            if "channel" not in started:
+                ctx = OpContext(self.group_id, self.ranks, seq, op, self._world.timeout)
+                started["channel"] = Channel(transport, self.ranks, self.rank, ctx, header, self._shm)
+            return started["channel"]
+
+        def guarded(body):
+            ch = channel()
             transport.progress[self.group_id] = (seq, op, True)
             try:
-                transport.raise_if_aborted(ctx)
-                algorithm(Channel(transport, self.ranks, self.rank, ctx, header, self._shm))
-                transport.raise_if_aborted(ctx, drain=True)
+                transport.raise_if_aborted(ch._ctx)
+                return body(ch)
             except DistError as error:
                 self._failure = error
                 raise
             except Exception as error:
                 # Anything else (a bad buffer, a numpy error) would leave the peers
                 # waiting for this rank: tell them, then report the original error.
-                self._failure = transport.abort(ctx, DistBackendError(
-                    f"rank {transport.rank} failed inside {ctx.name()}: {error!r}"))
+                self._failure = transport.abort(ch._ctx, DistBackendError(
+                    f"rank {transport.rank} failed inside {ch._ctx.name()}: {error!r}"))
                 raise
+
+        def job():
+            rest = started.get("rest") or algorithm
+            try:
+                guarded(rest)
+                transport.raise_if_aborted(channel()._ctx, drain=True)
             finally:
                 transport.progress[self.group_id] = (seq, op, False)
 
-        return self._world.executor.run(job, f"{op} #{seq} of group {self.group_id}", async_op)
+        executor = self._world.executor
+        if start is not None and async_op:
+            started["rest"] = guarded(start)
+            if started["rest"] is None and deferred:
+                return executor.run_now(job, description)
+            return executor.run(job, description, True, deferred and started["rest"] is not None)
+        return executor.run(job, description, async_op)
 
     # ------------------------------------------------------------- collectives
-    def all_reduce(self, array, op=ReduceOp.SUM, async_op=False):
-        """Reduce ``array`` across the group in place; returns a Work if async_op."""
+    def all_reduce(self, array, op=ReduceOp.SUM, async_op=False, deferred=False):
+        """Reduce ``array`` across the group in place; returns a Work if async_op.
+
+        An async all_reduce that goes straight to its peers (two ranks, or a small
+        array) has sent all its data before this returns. ``deferred`` (with
+        async_op) leaves receiving and folding to Work.wait(), in the waiting thread.
+        """
         op_name = reduce_op_name(op)
         algo.check_reduce_op(op_name, array.dtype)
         flat, copy_back = _host_buffer(array)
@@ -178,7 +209,13 @@ class ProcessGroup:
             algo.all_reduce(ch, flat, op_name)
             if copy_back:
                 copy_back()
-        return self._run("all_reduce", array.dtype, array.shape, op_name, run, async_op)
+
+        def start(ch):
+            rest = algo.start_all_reduce(ch, flat, op_name)
+            if rest is None or copy_back is None:
+                return rest
+            return lambda channel: (rest(channel), copy_back())
+        return self._run("all_reduce", array.dtype, array.shape, op_name, run, async_op, start, deferred)
 
     def reduce(self, array, dst, op=ReduceOp.SUM, async_op=False):
         op_name = reduce_op_name(op)

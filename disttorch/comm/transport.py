@@ -26,6 +26,7 @@ import os
 import socket as pysocket
 import struct
 import tempfile
+import threading
 import time
 from collections import defaultdict, deque
 
@@ -57,6 +58,17 @@ def describe(fields):
     size = f"shape={extent}" if isinstance(extent, list) else f"numel={extent}"
     parts = [np.dtype(dtype).name, size] + ([f"op={reduce_op}"] if reduce_op else [])
     return f"{op}({', '.join(parts)}) #{seq}"
+
+
+def _take_message(queue, seq):
+    """Remove and return the first message of collective ``seq`` (or an older leftover), else None."""
+    if queue and queue[0][1][2] <= seq:
+        return queue.popleft()
+    for index, entry in enumerate(queue):
+        if entry[1][2] <= seq:
+            del queue[index]
+            return entry
+    return None
 
 
 class OpContext:
@@ -137,6 +149,9 @@ class Transport:
         self._router_poll = [(self._router, zmq.POLLIN)]
         self.progress = {}
         self._dealers = {}
+        # A collective may start sending from the training thread while the communication thread runs
+        # an earlier one (see ProcessGroup._run): sends to the DEALERs take turns under this lock.
+        self._send_lock = threading.Lock()
         self._monitors = {}
         # Peers reached over ipc://, and the subset that also maps our /dev/shm files.
         self.local_peers = set()
@@ -227,14 +242,15 @@ class Transport:
         """
         dealer = self._dealers[dst]
         try:
-            if payload is None:
-                dealer.send(header, zmq.NOBLOCK)
-                return None
-            dealer.send(header, zmq.NOBLOCK | zmq.SNDMORE)
-            if isinstance(payload, zmq.Frame):
-                dealer.send(payload, zmq.NOBLOCK, copy=False)
-                return None
-            return dealer.send(payload, zmq.NOBLOCK, copy=not track, track=track)
+            with self._send_lock:
+                if payload is None:
+                    dealer.send(header, zmq.NOBLOCK)
+                    return None
+                dealer.send(header, zmq.NOBLOCK | zmq.SNDMORE)
+                if isinstance(payload, zmq.Frame):
+                    dealer.send(payload, zmq.NOBLOCK, copy=False)
+                    return None
+                return dealer.send(payload, zmq.NOBLOCK, copy=not track, track=track)
         except zmq.Again as error:
             raise RankFailure(f"rank {self.rank} cannot send to rank {dst}: its connection is "
                               "gone (the process likely died)", dst) from error
@@ -251,11 +267,19 @@ class Transport:
 
     # -------------------------------------------------------------- receiving
     def recv(self, src, header, ctx):
-        """Next payload from ``src`` for this collective; raises on any header mismatch."""
+        """Next payload from ``src`` for this collective; raises on any header mismatch.
+
+        A peer may already be sending later collectives of the group (their sends start as soon
+        as they are issued), so messages of higher sequence numbers are passed over; one of a lower
+        number is a leftover that only a disagreement between the ranks can explain.
+        """
         queue = self._stash[(src, ctx.group_id)]
-        while not queue:
+        while True:
+            entry = _take_message(queue, ctx.seq)
+            if entry is not None:
+                break
             self._wait_for_message(src, ctx)
-        got_header, fields, payload = queue.popleft()
+        got_header, fields, payload = entry
         if got_header != header:
             raise self._mismatch(src, msgpack.unpackb(header), fields, ctx)
         return payload
@@ -487,7 +511,8 @@ class Transport:
         for peer, dealer in self._dealers.items():
             alive = peer not in self._dead and peer not in self._left
             if alive:
-                dealer.send(bye, zmq.NOBLOCK)
+                with self._send_lock:
+                    dealer.send(bye, zmq.NOBLOCK)
             dealer.setsockopt(zmq.LINGER, _FLUSH_LINGER_MS if alive else 0)
             dealer.disable_monitor()
             self._monitors[peer].close()

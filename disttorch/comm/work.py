@@ -3,6 +3,7 @@ import datetime
 import queue
 import threading
 import time
+from collections import deque
 
 from .errors import CollectiveTimeout
 
@@ -21,6 +22,8 @@ class Work:
         self._outputs = []
         # perf_counter() when the collective began and ended running (DDP's bucket timelines).
         self.started_at = self.finished_at = None
+        # Set for a deferred collective: runs it (and any deferred before it) in the waiting thread.
+        self._run_deferred = None
 
     def _finish(self, error=None):
         self._error = error
@@ -29,6 +32,10 @@ class Work:
 
     def is_completed(self):
         return self._done.is_set()
+
+    def _run_if_deferred(self):
+        if self._run_deferred is not None and not self._done.is_set():
+            self._run_deferred()
 
     def is_success(self):
         return self._done.is_set() and self._error is None
@@ -39,6 +46,7 @@ class Work:
     def wait(self, timeout=None):
         if isinstance(timeout, datetime.timedelta):
             timeout = timeout.total_seconds()
+        self._run_if_deferred()
         if not self._done.wait(timeout):
             raise CollectiveTimeout(
                 f"Work.wait: {self._description} did not finish within {timeout}s")
@@ -65,6 +73,9 @@ class Executor:
     A blocking collective with nothing queued runs right in the caller's thread
     (no thread hand-off on the latency path); anything else goes to one
     background thread, which is what lets ``async_op`` overlap with compute.
+    A deferred job (one whose data already left, see ProcessGroup._run) waits
+    for someone to wait on it, and then runs in that thread; the background
+    thread and the deferred list are never both in use, so order holds.
     """
 
     def __init__(self):
@@ -73,8 +84,15 @@ class Executor:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._thread = None
+        self._deferred = deque()
 
-    def run(self, job, description, async_op):
+    def run(self, job, description, async_op, deferred=False):
+        if deferred and self._pending == 0:
+            work = Work(description)
+            work._run_deferred = lambda: self._run_deferred_until(work)
+            self._deferred.append((job, work))
+            return work
+        self._run_deferred_until(None)
         if not async_op and self._pending == 0:
             with self._lock:
                 job()
@@ -90,6 +108,29 @@ class Executor:
             return work
         work.wait()
         return None
+
+    def run_now(self, job, description):
+        """Run ``job`` to completion in this thread; returns its finished Work."""
+        work = Work(description)
+        work.started_at = time.perf_counter()
+        self.run(job, description, False)
+        work._finish()
+        return work
+
+    def _run_deferred_until(self, last):
+        """Run deferred jobs in order, up to ``last`` (None: all of them)."""
+        with self._lock:
+            while self._deferred:
+                job, work = self._deferred.popleft()
+                error = None
+                try:
+                    work.started_at = time.perf_counter()
+                    job()
+                except BaseException as failure:  # handed to whoever waits on the Work
+                    error = failure
+                work._finish(error)
+                if work is last:
+                    return
 
     def call(self, function):
         """Run a short socket operation (a probe) between queued collectives."""
@@ -114,7 +155,8 @@ class Executor:
             work._finish(error)
 
     def drain(self):
-        """Wait for queued collectives, then stop the background thread."""
+        """Finish deferred and queued collectives, then stop the background thread."""
+        self._run_deferred_until(None)
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()

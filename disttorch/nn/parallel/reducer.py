@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import distributed as dist
 from ...comm import DistError
+from ...distributed._util import _group, _mark_written
 from ...core.backend import get_array_module
 from ...core.tensor import Tensor
 from ...futures import Future
@@ -102,11 +103,12 @@ def _runs_of_same_owner(params, owners):
 
 
 def overlap_has_a_core():
-    """Whether a background all-reduce can actually run beside backward on this machine.
+    """Whether a background thread can actually receive and fold beside backward on this machine.
 
-    Overlap needs a core that backward is not using. With one core (or less) per local rank, the
-    communication thread only time-slices with backward and adds hand-offs, so all-reducing each
-    bucket inline, as it fills, is faster. DISTTORCH_DDP_OVERLAP=1/0 forces either way.
+    That needs a core that backward is not using. With one core (or less) per local rank, the
+    communication thread only time-slices with backward and adds hand-offs, so each bucket's sends
+    start as it fills and the rest runs in the training thread (see Reducer._communicate).
+    DISTTORCH_DDP_OVERLAP=1/0 forces either way.
     """
     forced = os.environ.get("DISTTORCH_DDP_OVERLAP")
     if forced is not None:
@@ -270,18 +272,17 @@ class Reducer:
             self._finalize()
 
     def _communicate(self, bucket):
+        """Start the bucket's all-reduce. Data bound straight for the peers leaves right here (ZeroMQ's
+        I/O threads carry it while backward goes on); receiving and folding then runs on the
+        communication thread with overlap, else at the end of backward. Anything else (shared memory,
+        the ring) runs on the communication thread with overlap, else inline, now."""
         if self.comm_hook is None:
-            if not self.overlap:
-                started = time.perf_counter()
-                dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group)
-                self.exposed_seconds += time.perf_counter() - started
-                bucket.marks.update(start=started, done=time.perf_counter())
-                done = Future()
-                done.set_result(bucket.comm_buffer)
-                return done
-            # AVG divides inside the communication thread, piece by piece, while each is in cache.
-            work = dist.all_reduce(bucket.comm_buffer, op=dist.ReduceOp.AVG, group=self.process_group,
-                                   async_op=True)
+            started = time.perf_counter()
+            _mark_written(bucket.comm_buffer)
+            # AVG divides while folding, piece by piece, while each is in cache.
+            work = _group(self.process_group).all_reduce(
+                bucket.comm_buffer._data, dist.ReduceOp.AVG, async_op=True, deferred=not self.overlap)
+            self.exposed_seconds += time.perf_counter() - started
             bucket.marks["work"] = work
             return Future.from_work(work, bucket.comm_buffer)
         is_last = bucket.index == len(self.buckets) - 1
