@@ -44,34 +44,68 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, group):
         data = param._data
-        xp = get_array_module(data)
         state = self.state[param] or self._init_state(param, group)
-        lr, weight_decay, (beta1, beta2) = group["lr"], group["weight_decay"], group["betas"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
         decoupled = group["decoupled_weight_decay"]
         if decoupled and weight_decay != 0:
             data *= 1 - lr * weight_decay
         grad = self._effective_grad(data, grad, group["maximize"], 0 if decoupled else weight_decay)
-
         state["step"]._data += 1
-        step = float(state["step"]._data)
-        exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        # One scratch array serves every temporary below.
-        scratch = self._scratch_like(data)
-        xp.subtract(grad, exp_avg, out=scratch)
-        scratch *= 1 - beta1
-        exp_avg += scratch
-        exp_avg_sq *= beta2
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - beta2
-        exp_avg_sq += scratch
+        moments = (state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                   state["max_exp_avg_sq"]._data if group["amsgrad"] else None)
+        data -= _adam_direction(grad, *moments, self._scratch_like(data), float(state["step"]._data), group)
 
-        second_moment = exp_avg_sq
-        if group["amsgrad"]:
-            second_moment = state["max_exp_avg_sq"]._data
-            xp.maximum(second_moment, exp_avg_sq, out=second_moment)
-        denom = xp.sqrt(second_moment, out=scratch)
-        denom /= math.sqrt(1 - beta2 ** step)
-        denom += group["eps"]
-        update = xp.divide(exp_avg, denom, out=denom)
-        update *= lr / (1 - beta1 ** step)
-        data -= update
+    def _foreach_update(self, params, flat_grad, group):
+        states = [self.state[p] or self._init_state(p, group) for p in params]
+        steps = {float(state["step"]._data) for state in states}
+        if len(steps) > 1:
+            # Parameters stepped different numbers of times have different bias corrections.
+            for param, grad in zip(params, (p.grad._data for p in params)):
+                self._update(param, grad, group)
+            return
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        flat = self._flat_state(params, names)
+        if decoupled and weight_decay != 0:
+            for p in params:
+                p._data *= 1 - lr * weight_decay
+        l2 = 0 if decoupled else weight_decay
+        flat_data = self._gather([p._data for p in params], slot="params") if l2 != 0 else flat_grad
+        grad = self._effective_grad(flat_data, flat_grad, group["maximize"], l2)
+        for state in states:
+            state["step"]._data += 1
+        step = steps.pop() + 1
+        update = self._scratch_like(flat_grad)
+        # Cache-sized blocks: the dozen passes of the update reuse each block while it is still in cache.
+        for begin in range(0, flat_grad.size, _BLOCK_ELEMENTS):
+            block = slice(begin, begin + _BLOCK_ELEMENTS)
+            _adam_direction(grad[block], flat["exp_avg"][block], flat["exp_avg_sq"][block],
+                            flat["max_exp_avg_sq"][block] if group["amsgrad"] else None, update[block], step, group)
+        self._scatter_subtract(params, update)
+
+
+_BLOCK_ELEMENTS = 1 << 16
+
+
+def _adam_direction(grad, exp_avg, exp_avg_sq, max_exp_avg_sq, scratch, step, group):
+    """Update the moments in place and return the step to subtract from the parameter (written in scratch)."""
+    xp = get_array_module(grad)
+    lr, (beta1, beta2) = group["lr"], group["betas"]
+    xp.subtract(grad, exp_avg, out=scratch)
+    scratch *= 1 - beta1
+    exp_avg += scratch
+    exp_avg_sq *= beta2
+    xp.multiply(grad, grad, out=scratch)
+    scratch *= 1 - beta2
+    exp_avg_sq += scratch
+    second_moment = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        second_moment = max_exp_avg_sq
+        xp.maximum(second_moment, exp_avg_sq, out=second_moment)
+    denom = xp.sqrt(second_moment, out=scratch)
+    denom /= math.sqrt(1 - beta2 ** step)
+    denom += group["eps"]
+    update = xp.divide(exp_avg, denom, out=denom)
+    update *= lr / (1 - beta1 ** step)
+    return update

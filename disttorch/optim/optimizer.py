@@ -2,6 +2,14 @@
 
 Subclasses implement `_update(param, grad, group)` on raw ndarrays; the base loops over parameters that
 have a gradient and bumps each parameter's version counter, so autograd notices the in-place write.
+
+A subclass may also implement `_foreach_update(params, flat_grad, group)`: one step of the whole group as a
+few passes over flat arrays (the gradients gathered end to end, the state kept as slices of one buffer per
+state name), with the same elementwise arithmetic as `_update`, so both paths give identical numbers. As in
+PyTorch, `foreach=None` takes it for CUDA parameters only, where it saves dozens of kernel launches per
+parameter; on numpy the loop over cache-resident parameters is as fast or faster (AdamW over a 0.8M-parameter
+GPT: ~6 ms looped, ~7.5 ms foreach, since gathering the gradients and scattering the update cost about what
+the saved calls do). `foreach=True` asks for it anywhere, `foreach=False` never.
 """
 import warnings
 from collections import defaultdict
@@ -11,7 +19,7 @@ from itertools import chain
 import numpy as np
 
 from ..core import dtype as dt
-from ..core.backend import array_device_index, get_array_module, to_device_array
+from ..core.backend import array_device_index, get_array_module, is_cuda_array, to_device_array
 from ..core.grad_mode import enable_grad
 from ..core.tensor import Tensor
 
@@ -144,6 +152,12 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = self._foreach_params(group)
+            if params is not None:
+                self._foreach_update(params, self._gather([p.grad._data for p in params], slot="grads"), group)
+                for param in params:
+                    param._vc[0] += 1
+                continue
             for param in group["params"]:
                 if param.grad is None:
                     continue
@@ -151,19 +165,85 @@ class Optimizer:
                 param._vc[0] += 1
         return loss
 
+    _foreach_update = None
+
+    def _foreach_params(self, group):
+        """The group's parameters that have a gradient, when the foreach path serves them all; else None."""
+        foreach = group.get("foreach")
+        if self._foreach_update is None or foreach is False:
+            return None
+        params = [p for p in group["params"] if p.grad is not None]
+        if len(params) < 2:
+            return None
+        first = params[0]._data
+        if foreach is None and not is_cuda_array(first):
+            return None
+        kind, device, dtype = type(first), array_device_index(first), first.dtype
+        for p in params:
+            data, grad = p._data, p.grad._data
+            if (type(data) is not kind or data.dtype != dtype or grad.dtype != dtype or type(grad) is not kind
+                    or array_device_index(data) != device or array_device_index(grad) != device):
+                return None
+        return params
+
+    def _gather(self, arrays, slot):
+        """The arrays laid end to end in one reusable flat buffer."""
+        xp = get_array_module(arrays[0])
+        total = sum(a.size for a in arrays)
+        flat = self._scratch_like(xp.empty(0, dtype=arrays[0].dtype), slot=slot, size=total)
+        xp.concatenate([a.reshape(-1) for a in arrays], out=flat)
+        return flat
+
+    def _scatter_subtract(self, params, flat_update):
+        """param -= its slice of flat_update, for each parameter in gather order."""
+        begin = 0
+        for p in params:
+            data = p._data
+            end = begin + data.size
+            data -= flat_update[begin:end].reshape(data.shape)
+            begin = end
+
+    def _flat_state(self, params, names):
+        """name -> one flat array whose consecutive slices are the parameters' state[name] arrays.
+
+        The state tensors are re-pointed at those slices the first time (and again whenever something, like
+        load_state_dict, replaced them), so per-parameter state and state_dict keep working unchanged.
+        """
+        cache = self.__dict__.setdefault("_flat_state_cache", {})
+        key = (tuple(map(id, params)), names)
+        entry = cache.get(key)
+        if entry is not None and all(self.state[p][name]._data is view
+                                     for name, views in entry[1].items() for p, view in zip(params, views)):
+            return entry[0]
+        xp = get_array_module(params[0]._data)
+        flats, views = {}, {}
+        for name in names:
+            arrays = [self.state[p][name]._data for p in params]
+            flats[name] = xp.concatenate([a.reshape(-1) for a in arrays])
+            views[name] = []
+            begin = 0
+            for p, array in zip(params, arrays):
+                view = flats[name][begin:begin + array.size].reshape(array.shape)
+                self.state[p][name]._data = view
+                views[name].append(view)
+                begin += array.size
+        cache[key] = (flats, views)
+        return flats
+
     def _update(self, param, grad, group):
         raise NotImplementedError(f"{type(self).__name__} must implement step() or _update()")
 
-    def _scratch_like(self, array, slot=0):
-        """A reusable temporary shaped like `array`: one flat buffer per slot, sized by the largest parameter,
-        so a step allocates nothing per parameter."""
+    def _scratch_like(self, array, slot=0, size=None):
+        """A reusable temporary shaped like `array` (or flat, of `size` elements): one flat buffer per slot,
+        sized by the largest request, so a step allocates nothing per parameter."""
         xp = get_array_module(array)
         buffers = self.__dict__.setdefault("_scratch_buffers", {})
         key = (slot, xp.__name__, array_device_index(array), array.dtype.str)
+        wanted = array.size if size is None else size
         flat = buffers.get(key)
-        if flat is None or flat.size < array.size:
-            flat = buffers[key] = xp.empty(array.size, dtype=array.dtype)
-        return flat[:array.size].reshape(array.shape)
+        if flat is None or flat.size < wanted:
+            flat = buffers[key] = xp.empty(wanted, dtype=array.dtype)
+        return flat[:wanted] if size is not None else flat[:wanted].reshape(array.shape)
 
     def _effective_grad(self, data, grad, maximize, weight_decay):
         """The gradient negated when maximizing, plus L2 weight decay; the raw gradient when neither applies."""

@@ -282,3 +282,48 @@ def test_constructor_errors_match_torch(index):
 def test_single_tensor_params_is_a_type_error():
     with pytest.raises(TypeError, match="should be an iterable of Tensors or dicts"):
         disttorch.optim.SGD(disttorch.zeros(3, requires_grad=True))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in ("SGD", "Adam", "AdamW")], ids=_case_id)
+def test_foreach_path_is_bit_identical_to_the_per_parameter_loop(case):
+    name, kwargs = case
+    values = [v.astype(np.float32) for v in _initial_values()]
+    runs = {}
+    for foreach in (True, False):
+        params = [disttorch.tensor(v, requires_grad=True) for v in values]
+        runs[foreach] = (params, getattr(disttorch.optim, name)(params, foreach=foreach, **kwargs))
+    for step in range(6):
+        for params, optimizer in runs.values():
+            for index, p in enumerate(params):
+                skipped = index == 2 and step == 3  # unequal step counts afterwards: the loop takes over
+                p.grad = None if skipped else disttorch.from_numpy(
+                    _gradient(p.detach().numpy(), step, index).astype(np.float32))
+            optimizer.step()
+        for fast, slow in zip(runs[True][0], runs[False][0]):
+            np.testing.assert_array_equal(fast.detach().numpy(), slow.detach().numpy())
+    fast_state, slow_state = runs[True][1].state_dict()["state"], runs[False][1].state_dict()["state"]
+    for index, state in slow_state.items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(fast_state[index][key].numpy(), value.numpy())
+    if name != "SGD" or "momentum" in kwargs:
+        assert runs[True][1]._flat_state_cache  # the state does live in flat buffers on the foreach path
+    assert not getattr(runs[False][1], "_flat_state_cache", None)
+
+
+@pytest.mark.skipif(not disttorch.cuda.is_available(), reason="needs cupy and a visible GPU")
+@pytest.mark.parametrize("name,kwargs", [("AdamW", dict(lr=0.05)), ("SGD", dict(lr=0.05, momentum=0.9))])
+def test_cuda_parameters_take_the_foreach_path_by_default_with_the_loops_numbers(name, kwargs):
+    values = [v.astype(np.float32) for v in _initial_values()]
+    on_gpu = [disttorch.tensor(v, device="cuda", requires_grad=True) for v in values]
+    on_cpu = [disttorch.tensor(v, requires_grad=True) for v in values]
+    gpu_opt = getattr(disttorch.optim, name)(on_gpu, **kwargs)
+    cpu_opt = getattr(disttorch.optim, name)(on_cpu, **kwargs)
+    for step in range(4):
+        for index, (g, c) in enumerate(zip(on_gpu, on_cpu)):
+            grad = _gradient(c.detach().numpy(), step, index).astype(np.float32)
+            g.grad, c.grad = disttorch.tensor(grad, device="cuda"), disttorch.from_numpy(grad)
+        gpu_opt.step()
+        cpu_opt.step()
+    assert gpu_opt._flat_state_cache and not getattr(cpu_opt, "_flat_state_cache", None)
+    for g, c in zip(on_gpu, on_cpu):
+        np.testing.assert_allclose(g.detach().cpu().numpy(), c.detach().numpy(), rtol=1e-5, atol=1e-6)
