@@ -13,6 +13,7 @@ import numpy as np
 
 import disttorch as torch
 import disttorch.distributed as dist
+import disttorch.distributed.checkpoint as dcp
 import disttorch.nn.functional as F
 from disttorch import nn
 from disttorch.distributed.algorithms import Join
@@ -349,6 +350,91 @@ def fsdp_sharded_state_dict_round_trip():
         fresh.load_state_dict(sharded)
     assert_same_state(full_state(model), full_state(fresh), "after a sharded load_state_dict")
     report("fsdp_sharded_state_dict_round_trip")
+
+
+# ---- distributed checkpoints -------------------------------------------------------------------
+def sharded_state(model):
+    with FSDP.state_dict_type(model, StateDictType.SHARDED_STATE_DICT):
+        return model.state_dict()
+
+
+def load_sharded(model, state):
+    with FSDP.state_dict_type(model, StateDictType.SHARDED_STATE_DICT):
+        model.load_state_dict(state)
+
+
+def trained_fsdp(steps):
+    model = fsdp_model("transformer")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(steps):
+        train_step(model, optimizer, *my_slice(global_batch("transformer", step)))
+    return model
+
+
+def checkpoint_save(name="ckpt", steps=1):
+    """Save this world's shards, and (rank 0) the full state the loads must reproduce."""
+    model = trained_fsdp(steps)
+    dcp.save({"model": sharded_state(model), "step": steps},
+             checkpoint_id=os.path.join(WORKDIR, name))
+    expected = full_state(model)
+    if RANK == 0:
+        torch.save(expected, os.path.join(WORKDIR, f"{name}_expected.pt"))
+    return model
+
+
+def checkpoint_save_sharded():
+    checkpoint_save()
+    report("checkpoint_save_sharded")
+
+
+def checkpoint_reshard_and_resave():
+    """Load a checkpoint saved by another world size into this one's shards, then save it again."""
+    model = fsdp_model("transformer", seed=5)
+    state = {"model": sharded_state(model), "step": 0}
+    dcp.load(state, checkpoint_id=os.path.join(WORKDIR, "ckpt"))
+    assert state["step"] == 1, state["step"]
+    load_sharded(model, state["model"])
+    expected = torch.load(os.path.join(WORKDIR, "ckpt_expected.pt"))
+    assert_same_state(expected, full_state(model), f"resharded to {WORLD} ranks", TIGHT)
+    dcp.save({"model": sharded_state(model), "step": 1},
+             checkpoint_id=os.path.join(WORKDIR, f"ckpt_from_{WORLD}"))
+    report("checkpoint_reshard_and_resave")
+
+
+def checkpoint_load_whole():
+    """One process, no FSDP: every saved checkpoint loads into a plain model's state_dict."""
+    expected = torch.load(os.path.join(WORKDIR, "ckpt_expected.pt"))
+    for name in ("ckpt", "ckpt_from_2"):
+        model = build("transformer", seed=7)
+        state = {"model": model.state_dict(), "step": 0}
+        dcp.load(state, checkpoint_id=os.path.join(WORKDIR, name), no_dist=True)
+        assert_same_state(expected, model.state_dict(), f"{name} into one process", TIGHT)
+    report("checkpoint_load_whole")
+
+
+def checkpoint_crash_mid_save():
+    """Save, then die while committing a second save: the first must stay loadable."""
+    model = checkpoint_save("crash", steps=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_step(model, optimizer, *my_slice(global_batch("transformer", 5)))
+    report("checkpoint_crash_mid_save")
+    if RANK == 0:
+        # Every rank has written its file of the second save; rank 0 dies before committing.
+        dcp.filesystem.commit = lambda root, metadata: os._exit(3)
+    dcp.save({"model": sharded_state(model), "step": 2},
+             checkpoint_id=os.path.join(WORKDIR, "crash"))
+    raise AssertionError("the second save must not complete")
+
+
+def checkpoint_after_crash():
+    expected = torch.load(os.path.join(WORKDIR, "crash_expected.pt"))
+    model = build("transformer", seed=7)
+    state = {"model": model.state_dict(), "step": 0}
+    dcp.load(state, checkpoint_id=os.path.join(WORKDIR, "crash"), no_dist=True)
+    assert state["step"] == 1, state["step"]
+    assert_same_state(expected, model.state_dict(), "the checkpoint before the crash", TIGHT)
+    data_dirs = [n for n in os.listdir(os.path.join(WORKDIR, "crash")) if n.startswith("data-")]
+    report("checkpoint_after_crash", data_dirs=len(data_dirs))
 
 
 SCENARIOS = {name: fn for name, fn in globals().items()
