@@ -83,7 +83,7 @@ _SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "visio
                "serialization"}
 # torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
 _ALIASES = {"ao": "quantization"}
-_FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization"}
+_FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization", "autocast": "amp"}
 
 
 def __getattr__(name):
@@ -216,6 +216,16 @@ def one_hot(tensor, num_classes=-1):
 
 
 sgn = sign
+
+
+def is_autocast_enabled(device_type=None):
+    from .amp.autocast_mode import is_autocast_enabled as _enabled
+    return _enabled(device_type)
+
+
+def get_autocast_dtype(device_type):
+    from .amp.autocast_mode import get_autocast_dtype as _dtype
+    return _dtype(device_type)
 
 
 def erf(input):

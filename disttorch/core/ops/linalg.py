@@ -1,6 +1,7 @@
 """Matrix products: matmul (with batching and broadcasting), mm, bmm, dot."""
 from .. import autograd
 from ..autograd import Function
+from ..autocast_state import lower_precision
 from ..backend import get_array_module
 from ._util import check_same_device, sum_to
 
@@ -51,6 +52,7 @@ def _check_operands(name, a, b):
         )
 
 
+@lower_precision
 def matmul(a, b):
     _check_operands("matmul", a, b)
     sa, sb = a._data.shape, b._data.shape
@@ -71,6 +73,7 @@ def matmul(a, b):
         raise RuntimeError(f"matmul: batch dimensions of {list(sa)} and {list(sb)} cannot be broadcast") from None
 
 
+@lower_precision
 def mm(a, b):
     _check_operands("mm", a, b)
     if a._data.ndim != 2 or b._data.ndim != 2:
@@ -78,6 +81,7 @@ def mm(a, b):
     return matmul(a, b)
 
 
+@lower_precision
 def bmm(a, b):
     _check_operands("bmm", a, b)
     if a._data.ndim != 3 or b._data.ndim != 3:
@@ -190,11 +194,13 @@ def outer(a, b):
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
+@lower_precision
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     product = mm(mat1, mat2)
     return (input if beta == 1 else input * beta) + (product if alpha == 1 else product * alpha)
 
 
+@lower_precision
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     product = bmm(batch1, batch2)
     return (input if beta == 1 else input * beta) + (product if alpha == 1 else product * alpha)

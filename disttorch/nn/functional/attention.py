@@ -5,6 +5,7 @@ import numpy as np
 
 from ...core import creation
 from ...core import dtype as dt
+from ...core.autocast_state import lower_precision
 from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ...core.ops import indexing as ix
@@ -100,6 +101,7 @@ class ScaledDotProductAttention(Function):
         return grad_q, grad_k, grad_v, grad_mask, None, None, None
 
 
+@lower_precision
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(Q K^T * scale + mask) V over the last two dims; a boolean attn_mask is True where attention is

@@ -1,4 +1,5 @@
 """Convolutions: conv1d, conv2d, conv_transpose1d/2d, as im2col + one matmul with col2im in backward."""
+from ...core.autocast_state import lower_precision
 from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ._windows import as_pair, col2im, conv_columns, out_size, pad2d, rows_to_weight, weight_rows
@@ -151,6 +152,7 @@ def _batched(name, x, spatial_dims):
     return x, False
 
 
+@lower_precision
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, unbatched = _batched("conv2d", input, 2)
     if weight.dim() != 4:
@@ -171,6 +173,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out.squeeze(0) if unbatched else out
 
 
+@lower_precision
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, unbatched = _batched("conv1d", input, 1)
     if weight.dim() != 3:
@@ -187,6 +190,7 @@ def _single(value):
     return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
 
 
+@lower_precision
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     x, unbatched = _batched("conv_transpose2d", input, 2)
     if weight.dim() != 4:
@@ -209,6 +213,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return out.squeeze(0) if unbatched else out
 
 
+@lower_precision
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     x, unbatched = _batched("conv_transpose1d", input, 1)
     out = conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride)),

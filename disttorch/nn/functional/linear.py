@@ -1,4 +1,5 @@
 """linear and bilinear: one fused graph node each (matmul + bias with a hand-written backward)."""
+from ...core.autocast_state import lower_precision
 from ...core.autograd import Function
 from ...core.backend import get_array_module
 
@@ -15,6 +16,8 @@ class Linear(Function):
         ctx.save_for_backward(x2, weight)
         ctx.x_shape = x.shape
         ctx.has_bias = bias is not None
+        if out.dtype != x.dtype:
+            out = out.astype(x.dtype)  # numpy's matmul of ml_dtypes' bfloat16 gives float32; torch keeps bfloat16
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
@@ -32,6 +35,7 @@ def _dtype_name(t):
     return t.dtype.name.capitalize()
 
 
+@lower_precision
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias."""
     x, w = input._data, weight._data
@@ -73,6 +77,7 @@ class Bilinear(Function):
         return grad_x1, grad_x2, grad_w, grad_b
 
 
+@lower_precision
 def bilinear(input1, input2, weight, bias=None):
     if input1.shape[:-1] != input2.shape[:-1]:
         raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {list(input1.shape[:-1])} "

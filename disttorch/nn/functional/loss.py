@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from ...core.autocast_state import full_precision
 from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ...core.ops import elementwise as ew
@@ -133,16 +134,19 @@ _MSE = _on_difference(_squared)
 _L1 = _on_difference(_absolute)
 
 
+@full_precision
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _resolve_reduction(reduction, size_average, reduce)
     return _difference_loss("mse_loss", input, target, _MSE, reduction)
 
 
+@full_precision
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     reduction = _resolve_reduction(reduction, size_average, reduce)
     return _difference_loss("l1_loss", input, target, _L1, reduction)
 
 
+@full_precision
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = _resolve_reduction(reduction, size_average, reduce)
     if beta < 0:
@@ -151,6 +155,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _difference_loss("smooth_l1_loss", input, target, pointwise, reduction)
 
 
+@full_precision
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     reduction = _resolve_reduction(reduction)
     if delta <= 0:
@@ -179,6 +184,7 @@ def _bce_pointwise(xp, x, t, need_input, need_target, weight):
     return loss * scale, d_input, d_target
 
 
+@full_precision
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     reduction = _resolve_reduction(reduction, size_average, reduce)
     _check_same_size(input, target)
@@ -208,6 +214,7 @@ def _bce_logits_pointwise(xp, x, t, need_input, need_target, weight, pos_weight)
     return loss, d_input, d_target
 
 
+@full_precision
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
     reduction = _resolve_reduction(reduction, size_average, reduce)
@@ -233,6 +240,7 @@ def _kl_pointwise(xp, x, t, need_input, need_target, log_target):
     return loss, (-t if need_input else None), d_target
 
 
+@full_precision
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     reduction = _resolve_reduction(reduction, size_average, reduce, allowed=_REDUCTIONS + ("batchmean",))
     if reduction == "mean":
@@ -547,6 +555,7 @@ def _weight_array(weight, input):
     return weight._data.astype(input._data.dtype, copy=False)
 
 
+@full_precision
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                   label_smoothing=0.0):
     reduction = _resolve_reduction(reduction, size_average, reduce)
@@ -563,6 +572,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return CrossEntropy.apply(input, target._data, weight_array, ignore_index, label_smoothing, reduction)
 
 
+@full_precision
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     reduction = _resolve_reduction(reduction, size_average, reduce)
     _check_class_target(input, target)
