@@ -1,4 +1,4 @@
-"""disttorch.vision: datasets and transforms with torchvision's names."""
-from . import datasets, models, transforms
+"""disttorch.vision: datasets, models, transforms and utils with torchvision's names."""
+from . import datasets, models, transforms, utils
 
-__all__ = ["datasets", "models", "transforms"]
+__all__ = ["datasets", "models", "transforms", "utils"]

@@ -1,5 +1,10 @@
-"""CIFAR-10 from its binary version (cifar-10-batches-bin): fixed-size records, read without pickle."""
+"""CIFAR-10 from its binary version (cifar-10-batches-bin): fixed-size records, read without pickle.
+
+A folder torchvision extracted (cifar-10-batches-py, pickled batches) is read too, through an unpickler
+that admits nothing but numpy's array reconstruction, so no download is needed where either exists.
+"""
 import os
+import pickle
 import tarfile
 
 import numpy as np
@@ -28,11 +33,39 @@ def read_cifar_batch(path):
     return np.ascontiguousarray(images), labels
 
 
+_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                   ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"a CIFAR-10 batch may hold only numpy arrays, lists and dicts; this one "
+                                         f"refers to {module}.{name}")
+        if module == "_codecs":
+            import codecs
+            return codecs.encode  # how protocol-2 pickles written by Python 3 spell bytes
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own reconstruct, wherever numpy keeps it
+        return getattr(np, name)
+
+
+def read_cifar_pickle(path):
+    """(images uint8 N x 32 x 32 x 3, labels int64 N) from one batch of torchvision's cifar-10-batches-py."""
+    with open(path, "rb") as handle:
+        batch = _ArraysOnlyUnpickler(handle, encoding="latin1").load()
+    data = batch.get("data", batch.get(b"data"))
+    labels = batch.get("labels", batch.get(b"labels"))
+    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
+
+
 class CIFAR10(VisionDataset):
     """(image, label) pairs. Without a transform an image is a uint8 numpy array 32x32x3 (HWC, what
     torchvision gives as a PIL image); `data` is the N x 32 x 32 x 3 array and `targets` a list of ints."""
 
     base_folder = "cifar-10-batches-bin"
+    torchvision_folder = "cifar-10-batches-py"
     url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
     mirrors = ["https://www.cs.toronto.edu/~kriz/"]
     filename = "cifar-10-binary.tar.gz"
@@ -48,10 +81,14 @@ class CIFAR10(VisionDataset):
         images, labels = [], []
         for name in self.train_list if train else self.test_list:
             path = os.path.join(self.root, self.base_folder, name)
-            if not os.path.isfile(path):
+            pickled = os.path.join(self.root, self.torchvision_folder, name[:-len(".bin")])
+            if os.path.isfile(path):
+                batch_images, batch_labels = read_cifar_batch(path)
+            elif os.path.isfile(pickled):
+                batch_images, batch_labels = read_cifar_pickle(pickled)
+            else:
                 raise RuntimeError(f"Dataset not found or corrupted: {path} is missing. You can use "
                                    "download=True to download it.")
-            batch_images, batch_labels = read_cifar_batch(path)
             images.append(batch_images)
             labels.append(batch_labels)
         self.data = np.concatenate(images)
@@ -64,6 +101,9 @@ class CIFAR10(VisionDataset):
     def download(self):
         folder = os.path.join(self.root, self.base_folder)
         if all(os.path.isfile(os.path.join(folder, name)) for name in self.train_list + self.test_list):
+            return
+        pickled = os.path.join(self.root, self.torchvision_folder)
+        if all(os.path.isfile(os.path.join(pickled, name[:-len(".bin")])) for name in self.train_list + self.test_list):
             return
         archive = download_file(self.filename, self.mirrors, self.root, self.tgz_md5)
         if not check_integrity(archive, self.tgz_md5):

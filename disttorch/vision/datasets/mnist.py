@@ -75,7 +75,11 @@ class MNIST(VisionDataset):
                            "You can use download=True to download it.")
 
     def download(self):
+        """Fetch what is missing; files already there, compressed or extracted, are never fetched again."""
         for filename, md5 in self.resources:
+            stem = filename[:-len(".gz")]
+            if any(os.path.isfile(os.path.join(self.raw_folder, name)) for name in (stem, filename)):
+                continue
             download_file(filename, self.mirrors, self.raw_folder, md5)
 
     def __len__(self):

@@ -1,6 +1,7 @@
 """AlexNet with torchvision's layer layout and state_dict keys."""
 from ... import nn
 from ._weights import build
+from .weights import AlexNet_Weights, with_weights_enum
 
 
 class AlexNet(nn.Module):
@@ -39,5 +40,6 @@ class AlexNet(nn.Module):
         return self.classifier(x)
 
 
+@with_weights_enum(AlexNet_Weights)
 def alexnet(*, weights=None, **kwargs):
     return build(AlexNet, weights, "classifier.6.weight", kwargs)

@@ -1,6 +1,7 @@
 """ResNet-18/34/50 (He et al., 2015) with torchvision's module names and state_dict keys."""
 from ... import nn
 from ._weights import build
+from .weights import ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, with_weights_enum
 
 
 def conv3x3(in_planes, out_planes, stride=1, groups=1, dilation=1):
@@ -140,13 +141,16 @@ def _resnet(block, layers, weights, kwargs):
     return build(ResNet, weights, "fc.weight", kwargs, block, layers)
 
 
+@with_weights_enum(ResNet18_Weights)
 def resnet18(*, weights=None, **kwargs):
     return _resnet(BasicBlock, [2, 2, 2, 2], weights, kwargs)
 
 
+@with_weights_enum(ResNet34_Weights)
 def resnet34(*, weights=None, **kwargs):
     return _resnet(BasicBlock, [3, 4, 6, 3], weights, kwargs)
 
 
+@with_weights_enum(ResNet50_Weights)
 def resnet50(*, weights=None, **kwargs):
     return _resnet(Bottleneck, [3, 4, 6, 3], weights, kwargs)

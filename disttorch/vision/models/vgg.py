@@ -1,6 +1,7 @@
 """VGG-11/16 with and without BatchNorm, with torchvision's layer layout and state_dict keys."""
 from ... import nn
 from ._weights import build
+from .weights import VGG11_Weights, VGG11_BN_Weights, VGG16_Weights, VGG16_BN_Weights, with_weights_enum
 
 # Channel counts of the 3x3 convolutions; "M" is a 2x2 max pool.
 _CONFIGS = {
@@ -70,17 +71,21 @@ def _vgg(cfg, batch_norm, weights, kwargs):
     return build(construct, weights, "classifier.6.weight", kwargs)
 
 
+@with_weights_enum(VGG11_Weights)
 def vgg11(*, weights=None, **kwargs):
     return _vgg("A", False, weights, kwargs)
 
 
+@with_weights_enum(VGG11_BN_Weights)
 def vgg11_bn(*, weights=None, **kwargs):
     return _vgg("A", True, weights, kwargs)
 
 
+@with_weights_enum(VGG16_Weights)
 def vgg16(*, weights=None, **kwargs):
     return _vgg("D", False, weights, kwargs)
 
 
+@with_weights_enum(VGG16_BN_Weights)
 def vgg16_bn(*, weights=None, **kwargs):
     return _vgg("D", True, weights, kwargs)
