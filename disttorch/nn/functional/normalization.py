@@ -128,11 +128,70 @@ def _trailing_axes(input, normalized_shape):
     return normalized_shape, tuple(range(input.dim() - k, input.dim()))
 
 
+class LayerNorm(Function):
+    """Normalise each row of x viewed as (rows, features) over its features, then scale and shift.
+
+    Works on the 2-D view with in-place passes: statistics in one reduction and one row-wise dot, and a
+    backward of the same shape, w.r.t. x through the statistics as well.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, features, eps):
+        xp = get_array_module(x)
+        rows = x.reshape(-1, features)
+        scale = rows.dtype.type(1.0 / features)
+        mean = xp.add.reduce(rows, axis=1, keepdims=True)
+        mean *= scale
+        xhat = rows - mean
+        var = xp.einsum("ij,ij->i", xhat, xhat)[:, None]
+        var *= scale
+        var += rows.dtype.type(eps)
+        invstd = xp.sqrt(var, out=var)
+        xp.divide(rows.dtype.type(1.0), invstd, out=invstd)
+        xhat *= invstd
+        out = xhat
+        if weight is not None:
+            out = xhat * weight.reshape(-1)
+        if bias is not None:
+            if out is xhat:
+                out = xhat + bias.reshape(-1)  # xhat itself is saved for backward
+            else:
+                out += bias.reshape(-1)
+        ctx.save_for_backward(xhat, invstd, weight)
+        ctx.shapes = (x.shape, None if weight is None else weight.shape, None if bias is None else bias.shape)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, invstd, weight = ctx.saved_tensors
+        x_shape, weight_shape, bias_shape = ctx.shapes
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        xp = get_array_module(xhat)
+        g = grad.reshape(xhat.shape)
+        grad_w = xp.einsum("ij,ij->j", g, xhat).reshape(weight_shape) if need_w else None
+        grad_b = xp.add.reduce(g, axis=0).reshape(bias_shape) if need_b else None
+        grad_x = None
+        if need_x:
+            # dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), row by row
+            grad_xhat = g * weight.reshape(-1) if weight is not None else g.copy()
+            scale = xhat.dtype.type(1.0 / xhat.shape[1])
+            row_mean = xp.add.reduce(grad_xhat, axis=1, keepdims=True)
+            row_mean *= scale
+            row_dot = xp.einsum("ij,ij->i", grad_xhat, xhat)[:, None]
+            row_dot *= scale
+            grad_xhat -= row_mean
+            grad_xhat -= xhat * row_dot
+            grad_xhat *= invstd
+            grad_x = grad_xhat.reshape(x_shape)
+        return grad_x, grad_w, grad_b, None, None
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
-    normalized_shape, axes = _trailing_axes(input, normalized_shape)
-    x = input._data
-    mean, _, invstd = _statistics(x, axes, eps)
-    return Normalize.apply(input, weight, bias, mean, invstd, axes, normalized_shape, True)
+    normalized_shape, _ = _trailing_axes(input, normalized_shape)
+    features = 1
+    for size in normalized_shape:
+        features *= size
+    return LayerNorm.apply(input, weight, bias, features, eps)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
