@@ -138,12 +138,30 @@ class LogSumExp(Function):
         return g * xp.exp(x - out), None, None
 
 
+def max_keepdims(x, axis):
+    """x.max(axis, keepdims=True); over a last axis by halving with elementwise maximum, since NumPy's max
+    reduction along contiguous rows runs a scalar loop (about 3x slower on (..., 64) attention scores)."""
+    xp = get_array_module(x)
+    if xp is not np or axis != x.ndim - 1 or x.shape[-1] < 16:
+        return x.max(axis=axis, keepdims=True)
+    m = x
+    while m.shape[-1] > 1:
+        width = m.shape[-1]
+        half = width // 2
+        folded = xp.maximum(m[..., :half], m[..., half:2 * half])
+        if width % 2:
+            xp.maximum(folded[..., :1], m[..., 2 * half:], out=folded[..., :1])
+        m = folded
+    return m
+
+
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
         xp = get_array_module(x)
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
-        out = e / e.sum(axis=axis, keepdims=True)
+        out = x - max_keepdims(x, axis)
+        xp.exp(out, out=out)
+        out /= out.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out
@@ -159,7 +177,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis):
         xp = get_array_module(x)
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = x - max_keepdims(x, axis)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(out)
         ctx.axis = axis

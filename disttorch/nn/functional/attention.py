@@ -10,6 +10,7 @@ from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ...core.ops import indexing as ix
 from ...core.ops._util import sum_to
+from ...core.ops.reduction import max_keepdims
 from .dropout import _check_p, _keep_mask
 
 
@@ -49,7 +50,7 @@ def attention_weights(xp, query, key, attn_mask, is_causal, scale):
             xp.copyto(scores, scores.dtype.type(-np.inf), where=~attn_mask)
         else:
             scores += attn_mask
-    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = max_keepdims(scores, scores.ndim - 1)
     if is_causal or attn_mask is not None:
         row_max[~xp.isfinite(row_max)] = 0  # fully masked row: exp(-inf) = 0 everywhere, normalised below
     scores -= row_max

@@ -11,6 +11,7 @@ from ...core.autograd import Function
 from ...core.backend import get_array_module
 from ...core.ops import elementwise as ew
 from ...core.ops._util import sum_to
+from ...core.ops.reduction import max_keepdims
 from .activation import logsigmoid
 from .distance import pairwise_distance
 
@@ -415,7 +416,7 @@ class CrossEntropy(Function):
         xp = get_array_module(logits)
         rows = _as_rows(logits)
         num_rows, num_classes = rows.shape
-        shifted = rows - rows.max(axis=1, keepdims=True)
+        shifted = rows - max_keepdims(rows, 1)
         probs = xp.exp(shifted)
         sum_exp = probs.sum(axis=1)
         lse = xp.log(sum_exp)
@@ -469,7 +470,7 @@ class SoftTargetCrossEntropy(Function):
         if smoothing > 0:
             q = q * (1.0 - smoothing) + smoothing / num_classes
         weighted_q = q if weight is None else q * weight
-        shifted = rows - rows.max(axis=1, keepdims=True)
+        shifted = rows - max_keepdims(rows, 1)
         probs = xp.exp(shifted)
         sum_exp = probs.sum(axis=1)
         lse = xp.log(sum_exp)
