@@ -10,7 +10,7 @@ from ..functional.dropout import dropout
 from ..parameter import Parameter
 from .module import Module
 
-__all__ = ["RNNBase", "RNN", "LSTM", "GRU"]
+__all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -215,3 +215,113 @@ class GRU(RNNBase):
 
         x, finals = self._run_layers(x, run_direction)
         return self._output(x, unbatched), self._final(finals, unbatched)
+
+
+class RNNCellBase(Module):
+    """One time step. Parameters weight_ih (gates*hidden, input), weight_hh (gates*hidden, hidden), bias_ih,
+    bias_hh, all uniform(-1/sqrt(hidden), 1/sqrt(hidden)) as in torch; built from linear/sigmoid/tanh, so
+    autograd needs no backward of its own."""
+
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        factory = {"device": device, "dtype": dtype}
+        self.weight_ih = Parameter(empty(num_chunks * hidden_size, input_size, **factory))
+        self.weight_hh = Parameter(empty(num_chunks * hidden_size, hidden_size, **factory))
+        if bias:
+            self.bias_ih = Parameter(empty(num_chunks * hidden_size, **factory))
+            self.bias_hh = Parameter(empty(num_chunks * hidden_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.nonlinearity}"
+        return text
+
+    def _batched(self, input, hx_parts):
+        """(input as 2-D, hidden states as 2-D, whether to squeeze the batch dim back out)."""
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        for h in hx_parts:
+            if h is not None and h.dim() != input.dim():
+                raise RuntimeError(f"{type(self).__name__}: Expected hidden to be {input.dim()}D, got {h.dim()}D "
+                                   "instead")
+        unbatched = input.dim() == 1
+        if unbatched:
+            input = input.unsqueeze(0)
+        batch = input.shape[0]
+        states = []
+        for h in hx_parts:
+            if h is None:
+                h = zeros(batch, self.hidden_size, dtype=input.dtype, device=input.device)
+            elif unbatched:
+                h = h.unsqueeze(0)
+            states.append(h)
+        return input, states, unbatched
+
+    def _projections(self, input, h):
+        from ..functional import linear
+        return linear(input, self.weight_ih, self.bias_ih), linear(h, self.weight_hh, self.bias_hh)
+
+
+class RNNCell(RNNCellBase):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+
+    def forward(self, input, hx=None):
+        input, (h,), unbatched = self._batched(input, (hx,))
+        gi, gh = self._projections(input, h)
+        out = (gi + gh).tanh() if self.nonlinearity == "tanh" else (gi + gh).relu()
+        return out.squeeze(0) if unbatched else out
+
+
+class LSTMCell(RNNCellBase):
+    """Gates in torch's order: input, forget, cell, output."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def forward(self, input, hx=None):
+        h, c = (None, None) if hx is None else hx
+        input, (h, c), unbatched = self._batched(input, (h, c))
+        gi, gh = self._projections(input, h)
+        i, f, g, o = (gi + gh).chunk(4, 1)
+        c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h_next = o.sigmoid() * c_next.tanh()
+        if unbatched:
+            return h_next.squeeze(0), c_next.squeeze(0)
+        return h_next, c_next
+
+
+class GRUCell(RNNCellBase):
+    """Gates in torch's order: reset, update, new; the reset gate scales the hidden projection with its bias."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+    def forward(self, input, hx=None):
+        input, (h,), unbatched = self._batched(input, (hx,))
+        gi, gh = self._projections(input, h)
+        i_r, i_z, i_n = gi.chunk(3, 1)
+        h_r, h_z, h_n = gh.chunk(3, 1)
+        reset = (i_r + h_r).sigmoid()
+        update = (i_z + h_z).sigmoid()
+        new = (i_n + reset * h_n).tanh()
+        out = new + update * (h - new)
+        return out.squeeze(0) if unbatched else out
