@@ -80,7 +80,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx",
                "quantization", "futures", "backends", "accelerator", "cpu", "xpu", "multiprocessing", "amp",
-               "serialization"}
+               "serialization", "profiler"}
 # torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
 _ALIASES = {"ao": "quantization"}
 _FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization", "autocast": "amp"}
