@@ -433,3 +433,34 @@ def _process_exists(pid):
             return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited already
     except FileNotFoundError:
         return False
+
+
+_SAMPLER_RAISES_SCRIPT = """
+from disttorch.utils.data import DataLoader, Sampler
+
+
+class Broken(Sampler):
+    def __init__(self):
+        pass
+
+    def __iter__(self):
+        raise ValueError("the sampler broke")
+
+    def __len__(self):
+        return 8
+
+
+for batch in DataLoader(list(range(8)), batch_size=2, num_workers=2, sampler=Broken()):
+    pass
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_sampler_that_raises_at_iter_lets_the_process_exit():
+    import subprocess
+    import sys
+    # torch exits with status 1 and the traceback; a hang here used to last until the timeout.
+    done = subprocess.run([sys.executable, "-c", _SAMPLER_RAISES_SCRIPT], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert "ValueError: the sampler broke" in done.stderr

@@ -214,7 +214,13 @@ class _MultiProcessIter(_BaseIter):
         self._generation = 0
         self._tasks = {}  # task index -> [worker_id], then [worker_id, _Arrived] if it came out of order
         self._start_workers(loader)
-        self._reset(first_epoch=True)
+        try:
+            self._reset(first_epoch=True)
+        except BaseException:
+            # A sampler that raises in iter(): stop the workers now. Left to __del__, the shutdown would
+            # run while the interpreter exits, where the process can hang.
+            self._shutdown_workers()
+            raise
 
     def _start_workers(self, loader):
         context = loader.multiprocessing_context or multiprocessing.get_context(
@@ -366,8 +372,11 @@ class _MultiProcessIter(_BaseIter):
         self._shutdown = True
         try:
             self._done_event.set()
-            for index_queue in self._index_queues:
-                index_queue.put(None)
+            # Each put starts the queue's feeder thread, which never starts while the interpreter exits;
+            # the workers see the event anyway.
+            if not sys.is_finalizing():
+                for index_queue in self._index_queues:
+                    index_queue.put(None)
             for worker in self._workers:
                 worker.join(timeout=STATUS_CHECK_INTERVAL)
         finally:
