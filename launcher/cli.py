@@ -1,5 +1,6 @@
 """`disttorch-launch`: the command line (flag names follow torchrun's where they overlap)."""
 
+import difflib
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from disttorch.launcher.errors import Interrupted, LaunchError
 from disttorch.launcher.output import log
 from disttorch.launcher.rendezvous import MasterCoordinator, NodeCoordinator
 from disttorch.launcher.signals import StopSignals
+from disttorch.launcher.streams import OutputRouting, looks_like_streams, parse_streams
 
 
 def _parse_nproc(ctx, param, value: str) -> int:
@@ -23,7 +25,48 @@ def _parse_nproc(ctx, param, value: str) -> int:
         raise click.BadParameter(str(error)) from None
 
 
+def _parse_streams(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        return parse_streams(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+class _LauncherCommand(click.Command):
+    """Reads the launcher's own options up to the script itself: an unknown option there is a mistyped
+    flag, never the script, and `--tee` takes torchrun's optional value (`--tee 3`) or none (`--tee`)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, self._launcher_options_checked(ctx, list(args)))
+
+    def _launcher_options_checked(self, ctx, args):
+        options = {name: param for param in self.get_params(ctx) if isinstance(param, click.Option)
+                   for name in param.opts + param.secondary_opts}
+        checked, index = [], 0
+        while index < len(args) and args[index].startswith("-") and args[index] != "-":
+            token = args[index]
+            if token == "--":
+                break
+            name = ctx.token_normalize_func(token.split("=", 1)[0])
+            if name not in options:
+                matches = difflib.get_close_matches(name, [option for option in options if option.startswith("--")],
+                                                    n=1, cutoff=0.6)
+                raise click.NoSuchOption(token.split("=", 1)[0], possibilities=matches, ctx=ctx)
+            if name == "--tee" and "=" not in token:
+                given = index + 1 < len(args) and looks_like_streams(args[index + 1])
+                checked.append(f"--tee={args[index + 1] if given else '3'}")
+                index += 2 if given else 1
+                continue
+            takes_value = not options[name].is_flag and "=" not in token
+            checked.extend(args[index:index + 1 + takes_value])
+            index += 1 + takes_value
+        return checked + args[index:]
+
+
 @click.command(
+    cls=_LauncherCommand,
     context_settings={
         # Everything after the script belongs to the script, `--epochs 3` included.
         "ignore_unknown_options": True,
@@ -46,7 +89,11 @@ def _parse_nproc(ctx, param, value: str) -> int:
               help="Restart the whole worker group up to this many times after a failure.")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write rank_N.stdout.log / rank_N.stderr.log here instead of the console.")
-@click.option("--tee", is_flag=True, help="With --log-dir: write to the log files and the console.")
+@click.option("--redirects", metavar="0-3|R:S,...", default=None, callback=_parse_streams,
+              help="With --log-dir, torchrun's form: only these streams go to the files (1 stdout, 2 stderr, "
+                   "3 both; per local rank as 0:3,1:2), the others to the console.")
+@click.option("--tee", metavar="[0-3|R:S,...]", default=None, callback=_parse_streams,
+              help="With --log-dir: these streams go to the files and the console; alone it means 3 (both).")
 @click.option("--monitor-interval", type=click.FloatRange(min=0.01), default=0.1,
               help="Seconds between checks of the workers.")
 @click.option("--rdzv-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
@@ -60,7 +107,7 @@ def _parse_nproc(ctx, param, value: str) -> int:
 @click.argument("script")
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, log_dir, tee,
+def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, log_dir, redirects, tee,
          monitor_interval, rdzv_timeout, grace_period, run_module, as_torch, script, script_args):
     """Start NPROC copies of SCRIPT (a Python file, or a module with -m) as the ranks of one job.
 
@@ -71,8 +118,9 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
     """
     if node_rank >= nnodes:
         raise click.UsageError(f"--node-rank {node_rank} is out of range for --nnodes {nnodes}; use 0..{nnodes - 1}")
-    if tee and log_dir is None:
-        raise click.UsageError("--tee copies the output to the console and to files; give the files a --log-dir")
+    for flag, given in (("--tee", tee), ("--redirects", redirects)):
+        if given is not None and log_dir is None:
+            raise click.UsageError(f"{flag} sends output to files; give the files a --log-dir")
     _check_entrypoint(script, run_module)
     if log_dir is not None:
         try:
@@ -91,7 +139,7 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
         master_port=master_port if master_port is not None or nnodes == 1 else DEFAULT_MULTI_NODE_PORT,
         max_restarts=max_restarts,
         log_dir=log_dir,
-        tee=tee,
+        output=OutputRouting(log_dir is not None, redirects, tee),
         monitor_interval=monitor_interval,
         rdzv_timeout=rdzv_timeout,
         grace_period=grace_period,

@@ -5,6 +5,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from disttorch.launcher.streams import OutputRouting
+
 DEFAULT_MULTI_NODE_PORT = 29500
 
 
@@ -17,7 +19,7 @@ class LaunchSpec:
     master_port: int | None
     max_restarts: int
     log_dir: Path | None
-    tee: bool
+    output: OutputRouting  # which streams of which local rank go to --log-dir files and/or the console
     monitor_interval: float
     rdzv_timeout: float
     grace_period: float

@@ -5,6 +5,7 @@ begin_round() -> (wait() while the workers run, announce_halt() when they fail) 
 """
 
 import enum
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -72,13 +73,16 @@ class Verdict:
                    data.get("interrupted", False))
 
 
+_NAMED_RANK = re.compile(r"\brank (\d+)\b")
+
+
 def decide(results: list[RoundResult], first_halt_node: int | None, restart_count: int, max_restarts: int) -> Verdict:
     # The node that raised the alarm first holds the root cause; later failures elsewhere are usually
     # its consequences (peers losing their connection), whatever the clocks of the hosts say.
-    failures = sorted(
+    failures = _root_cause_first(sorted(
         (failure for result in results for failure in result.failures),
         key=lambda failure: (failure.node_rank != first_halt_node, failure.timestamp),
-    )
+    ))
     for fatal in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
         stopped_for = [result.reason for result in results if result.outcome is fatal]
         if stopped_for:
@@ -86,8 +90,25 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
                            interrupted=fatal is NodeOutcome.INTERRUPTED)
     if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
         return Verdict(restart=False, failed=False, failures=[], reason="")
-    reason = f"{len(failures)} worker(s) failed" if failures else "the worker group was stopped"
+    failed = sum(failure.exit_code != 0 for failure in failures)
+    reason = f"{failed} worker(s) failed" if failures else "the worker group was stopped"
+    if failures and failures[0].exit_code == 0:
+        reason = f"rank {failures[0].rank} exited (code 0) while the others still needed it; {reason}"
     return Verdict(restart=restart_count < max_restarts, failed=True, failures=failures, reason=reason)
+
+
+def _root_cause_first(seen: list[Failure]) -> list[Failure]:
+    """The failures, first one first, unless that one's error names a rank that had exited 0 on its own:
+    then that rank left too early (a skipped collective, a `return` in the wrong place) and caused it.
+    Other ranks that exited 0 are no failures and are left out."""
+    failures = [failure for failure in seen if failure.exit_code != 0]
+    exited_cleanly = {failure.rank: failure for failure in seen if failure.exit_code == 0}
+    if not failures or not exited_cleanly:
+        return failures
+    error_line = next((line for line in reversed(failures[0].stderr_tail) if line.strip()), "")
+    named = [int(rank) for rank in _NAMED_RANK.findall(error_line)]
+    culprits = [exited_cleanly[rank] for rank in named if rank in exited_cleanly]
+    return culprits[:1] + failures
 
 
 class Coordinator(Protocol):

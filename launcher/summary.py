@@ -27,7 +27,8 @@ def _table(failures: list[Failure], multi_node: bool) -> list[str]:
     rows = [header]
     for index, failure in enumerate(failures):
         node = [str(failure.node_rank)] if multi_node else []
-        row = [str(failure.rank), *node, failure.host, str(failure.pid), describe_exit(failure.exit_code)]
+        ended = describe_exit(failure.exit_code) + (" before the others" if failure.exit_code == 0 else "")
+        row = [str(failure.rank), *node, failure.host, str(failure.pid), ended]
         rows.append(row + ["<- root cause" if index == 0 else ""])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -14,6 +14,7 @@ from pathlib import Path
 from disttorch.launcher.config import LaunchSpec, RoundPlan
 from disttorch.launcher.env import worker_env
 from disttorch.launcher.output import OutputPump, console_streams
+from disttorch.launcher.streams import STDERR, STDOUT
 
 _PR_SET_PDEATHSIG = 1
 # Looked up once here: the child between fork and exec should do as little as possible.
@@ -31,7 +32,8 @@ class WorkerState(str, enum.Enum):
 
 @dataclass
 class Failure:
-    """A worker that ended badly on its own (not one the launcher stopped); travels between nodes as JSON."""
+    """A worker that ended badly on its own (not one the launcher stopped), or with exit code 0 before a
+    job that then failed (a suspect: see coordination.decide); travels between nodes as JSON."""
 
     rank: int
     local_rank: int
@@ -108,7 +110,7 @@ class WorkerGroup:
     def start(self) -> None:
         launcher_pid = os.getpid()
         for worker in self.workers:
-            stdout_log, stderr_log = self._open_logs(worker.rank)
+            outputs = self._outputs(worker)
             worker.process = subprocess.Popen(
                 [sys.executable, "-u", *self.spec.command],
                 env=worker_env(os.environ, self.spec, self.plan, worker.local_rank),
@@ -119,30 +121,25 @@ class WorkerGroup:
                 preexec_fn=_die_with_parent(launcher_pid),
             )
             worker.state = WorkerState.HEALTHY
-            worker.pumps = self._start_pumps(worker, stdout_log, stderr_log)
+            prefix = f"[{self.spec.rank_label(worker.rank)}] "
+            pipes = (worker.process.stdout, worker.process.stderr)
+            worker.pumps = [OutputPump(pipe, prefix, console, log)
+                            for pipe, (console, log) in zip(pipes, outputs, strict=True)]
+            for pump in worker.pumps:
+                pump.start()
 
-    def _open_logs(self, rank: int):
-        if self.spec.log_dir is None:
-            return None, None
-        logs = []
-        for stream in ("stdout", "stderr"):
-            log = open(Path(self.spec.log_dir) / f"rank_{rank}.{stream}.log", "ab")
-            if self.plan.restart_count:
-                log.write(f"===== restart {self.plan.restart_count} =====\n".encode())
-            logs.append(log)
-        return logs
-
-    def _start_pumps(self, worker: Worker, stdout_log, stderr_log) -> list[OutputPump]:
-        to_console = self.spec.log_dir is None or self.spec.tee
-        console_out, console_err = console_streams() if to_console else (None, None)
-        prefix = f"[{self.spec.rank_label(worker.rank)}] "
-        pumps = [
-            OutputPump(worker.process.stdout, prefix, console_out, stdout_log),
-            OutputPump(worker.process.stderr, prefix, console_err, stderr_log),
-        ]
-        for pump in pumps:
-            pump.start()
-        return pumps
+    def _outputs(self, worker: Worker):
+        """(console or None, log file or None) for the worker's stdout, then its stderr."""
+        outputs = []
+        for console, name, stream in zip(console_streams(), ("stdout", "stderr"), (STDOUT, STDERR), strict=True):
+            to_file, to_console = self.spec.output.destinations(worker.local_rank, stream)
+            log = None
+            if to_file:
+                log = open(Path(self.spec.log_dir) / f"rank_{worker.rank}.{name}.log", "ab")
+                if self.plan.restart_count:
+                    log.write(f"===== restart {self.plan.restart_count} =====\n".encode())
+            outputs.append((console if to_console else None, log))
+        return outputs
 
     def poll(self) -> WorkerState:
         """Updates every worker and returns the group's state: FAILED as soon as one worker failed."""
@@ -168,6 +165,8 @@ class WorkerGroup:
             worker.state = WorkerState.STOPPED
         else:
             worker.state = WorkerState.FAILED
+        # Exit code 0 too, even after our SIGTERM: a rank that was leaving while others still needed it.
+        if worker.state is WorkerState.FAILED or code == 0:
             worker.failure = Failure(
                 rank=worker.rank,
                 local_rank=worker.local_rank,
@@ -180,12 +179,12 @@ class WorkerGroup:
             )
 
     def first_failure(self) -> Failure:
-        failures = [worker.failure for worker in self.workers if worker.failure is not None]
+        failures = [worker.failure for worker in self.workers if worker.state is WorkerState.FAILED]
         return min(failures, key=lambda failure: failure.timestamp)
 
     def failures(self) -> list[Failure]:
-        """Failures in the order they were seen, each with the last lines its worker wrote to stderr.
-        Call after stop(): it waits for the output of the failed workers to be read to the end."""
+        """Failures (and workers that exited 0 on their own) in the order they were seen, each with the last
+        lines its worker wrote to stderr. Call after stop(): it waits for their output to be read to the end."""
         self._join_pumps()
         failed = [worker for worker in self.workers if worker.failure is not None]
         for worker in failed:

@@ -1,4 +1,5 @@
-"""The launcher's pure parts: --nproc resolution, exit descriptions, the summary table, restart decisions."""
+"""The launcher's pure parts: --nproc resolution, exit descriptions, the summary table, restart decisions,
+output routing."""
 
 import signal
 
@@ -6,6 +7,7 @@ import pytest
 
 from disttorch.launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
+from disttorch.launcher.streams import STDERR, STDOUT, OutputRouting, parse_streams
 from disttorch.launcher.summary import failure_summary
 from disttorch.launcher.workers import Failure, describe_exit
 
@@ -99,3 +101,43 @@ def test_root_cause_comes_from_the_node_that_raised_the_alarm():
 
 def test_decide_success_needs_every_node():
     assert not decide([RoundResult(0, NodeOutcome.SUCCEEDED)] * 2, None, 0, 0).failed
+
+
+def test_a_rank_that_exited_0_is_the_root_cause_only_when_the_failure_names_it():
+    left = "RankFailure: rank 3 left the job before sending its part of all_reduce #9; rank 0 cannot finish it"
+    clean_exit = _failure(3, node_rank=1, exit_code=0, timestamp=1.0, tail=())
+    other_clean_exit = _failure(2, node_rank=1, exit_code=0, timestamp=1.0, tail=())
+    named = [RoundResult(0, NodeOutcome.FAILED, [_failure(0, timestamp=2.0, tail=("Traceback", left))]),
+             RoundResult(1, NodeOutcome.STOPPED, [other_clean_exit, clean_exit])]
+    verdict = decide(named, 0, restart_count=0, max_restarts=0)
+    assert [(failure.rank, failure.exit_code) for failure in verdict.failures] == [(3, 0), (0, 1)]
+    assert verdict.reason == "rank 3 exited (code 0) while the others still needed it; 1 worker(s) failed"
+    assert "exit code 0 before the others  <- root cause" in failure_summary(verdict.failures, verdict.reason, True)
+
+    unrelated = [RoundResult(0, NodeOutcome.FAILED, [_failure(0, timestamp=2.0, tail=("OSError: disk full",))]),
+                 RoundResult(1, NodeOutcome.STOPPED, [clean_exit])]
+    verdict = decide(unrelated, 0, restart_count=0, max_restarts=0)
+    assert [failure.rank for failure in verdict.failures] == [0]
+    assert verdict.reason == "1 worker(s) failed"
+
+
+@pytest.mark.parametrize("value, parsed", [("0", {None: 0}), ("3", {None: 3}), ("0:1,1:2", {0: 1, 1: 2}),
+                                           (" 2 ", {None: 2})])
+def test_stream_values_follow_torchrun(value, parsed):
+    assert parse_streams(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["4", "", "both", "0:4", "0:1,", "-1", "1:"])
+def test_bad_stream_values_name_the_forms(value):
+    with pytest.raises(ValueError, match="1 \\(stdout\\), 2 \\(stderr\\), 3 \\(both\\)"):
+        parse_streams(value)
+
+
+def test_output_routing():
+    assert OutputRouting(False).destinations(0, STDOUT) == (False, True)
+    assert OutputRouting(True).destinations(0, STDERR) == (True, False)  # --log-dir alone: files only
+    routing = OutputRouting(True, redirects={None: STDOUT}, tee={1: STDOUT | STDERR})
+    assert routing.destinations(0, STDOUT) == (True, False)
+    assert routing.destinations(0, STDERR) == (False, True)
+    assert routing.destinations(1, STDOUT) == (True, True)
+    assert routing.destinations(1, STDERR) == (True, True)

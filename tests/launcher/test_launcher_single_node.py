@@ -95,20 +95,36 @@ def test_given_master_port_reaches_the_workers(tmp_path):
     assert {env["MASTER_PORT"] for env in _env_of_ranks(tmp_path, 2)} == {str(port)}
 
 
+TALK = """
+    import os, sys
+    print("out of", os.environ["RANK"])
+    print("err of", os.environ["RANK"], file=sys.stderr)
+"""
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("tee", [False, True])
+@pytest.mark.parametrize("tee", [[], ["--tee"], ["--tee", "3"], ["--tee=3"]], ids=["no-tee", "flag", "torchrun", "equals"])
 def test_log_dir_writes_one_file_per_rank_and_stream(tmp_path, tee):
-    write_script(tmp_path, "talk.py", """
-        import os, sys
-        print("out of", os.environ["RANK"])
-        print("err of", os.environ["RANK"], file=sys.stderr)
-    """)
-    done = run_launcher("--nproc", "2", "--log-dir", "logs", *(["--tee"] if tee else []), "talk.py", cwd=tmp_path)
+    write_script(tmp_path, "talk.py", TALK)
+    done = run_launcher("--nproc", "2", *tee, "--log-dir", "logs", "talk.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for rank in range(2):
         assert (tmp_path / "logs" / f"rank_{rank}.stdout.log").read_text() == f"out of {rank}\n"
         assert (tmp_path / "logs" / f"rank_{rank}.stderr.log").read_text() == f"err of {rank}\n"
-        assert (f"[rank {rank}] out of {rank}" in done.stdout) == tee
+        assert (f"[rank {rank}] out of {rank}" in done.stdout) == bool(tee)
+
+
+@pytest.mark.timeout(60)
+def test_torchrun_redirects_and_tee_per_stream_and_rank(tmp_path):
+    write_script(tmp_path, "talk.py", TALK)
+    # Local rank 0: stdout to its file only; rank 1: stderr to its file and the console. The rest: console.
+    done = run_launcher("--nproc", "2", "--log-dir", "logs", "--redirects", "0:1", "--tee", "1:2", "talk.py",
+                        cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["rank_0.stdout.log", "rank_1.stderr.log"]
+    assert (tmp_path / "logs" / "rank_1.stderr.log").read_text() == "err of 1\n"
+    assert "[rank 0] out of 0" not in done.stdout and "[rank 1] out of 1" in done.stdout
+    assert "[rank 0] err of 0" in done.stderr and "[rank 1] err of 1" in done.stderr
 
 
 @pytest.mark.timeout(60)
@@ -143,6 +159,44 @@ def test_a_raising_worker_shows_its_traceback(tmp_path):
     assert "[rank 0] ValueError: loss became NaN at step 7" in done.stderr
     summary = done.stderr.split("job FAILED", 1)[1]
     assert "    ValueError: loss became NaN at step 7" in summary
+
+
+EARLY_EXIT = """
+    import os, sys, time
+    from pathlib import Path
+    if os.environ["RANK"] == "1":
+        Path("pid_1").write_text(str(os.getpid()))
+        sys.exit(0)
+    while not Path("pid_1").exists() or not Path("pid_1").read_text():
+        time.sleep(0.01)
+    stat = Path("/proc/" + Path("pid_1").read_text() + "/stat")
+    # Fail only once rank 1 has really exited (a zombie awaiting the launcher, or reaped).
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+        time.sleep(0.01)
+    raise RuntimeError(%r)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_rank_that_exits_0_early_is_the_root_cause_when_the_failure_names_it(tmp_path):
+    # The shape of the error rank 0 gets from disttorch when rank 1 skips its last collectives.
+    write_script(tmp_path, "early.py", EARLY_EXIT % "rank 1 left the job (destroy_process_group or exit) before "
+                 "sending its part of all_reduce #2 of group 0; rank 0 cannot finish it")
+    done = run_launcher("--nproc", "2", "early.py", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "job FAILED: rank 1 exited (code 0) while the others still needed it" in done.stderr
+    root_row = next(line for line in done.stderr.splitlines() if "<- root cause" in line)
+    assert root_row.split()[0] == "1" and "exit code 0 before the others" in root_row
+
+
+@pytest.mark.timeout(60)
+def test_a_rank_that_exits_0_is_no_suspect_for_an_unrelated_failure(tmp_path):
+    write_script(tmp_path, "early.py", EARLY_EXIT % "No space left on device while saving the checkpoint")
+    done = run_launcher("--nproc", "2", "early.py", cwd=tmp_path)
+    assert done.returncode == 1
+    rows = [row for row in done.stderr.split("job FAILED", 1)[1].splitlines() if "exit code" in row]
+    assert len(rows) == 1
+    assert rows[0].split()[0] == "0" and "exit code 1" in rows[0] and "<- root cause" in rows[0]
 
 
 @pytest.mark.timeout(60)
@@ -314,6 +368,11 @@ def test_module_mode_runs_like_python_dash_m(tmp_path):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("flags, complaint", [
     (["--tee"], "--log-dir"),
+    (["--redirects", "3"], "--log-dir"),
+    (["--log-dir", "logs", "--redirects", "4"], "0 (none), 1 (stdout), 2 (stderr), 3 (both)"),
+    (["--nprocs", "2"], "No such option '--nprocs'. Did you mean '--nproc'?"),
+    (["--nproc_per_nodes", "2"], "No such option '--nproc_per_nodes'. Did you mean '--nproc-per-node'?"),
+    (["--nproc", "2", "--rdzv-backend", "c10d"], "No such option '--rdzv-backend'"),
     (["--nnodes", "2", "--node-rank", "2"], "--node-rank 2"),
     (["--nproc", "0"], "--nproc"),
     (["--nproc", "many"], "auto"),
