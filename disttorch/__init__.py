@@ -27,7 +27,9 @@ from .core.ops.elementwise import (  # noqa: F401
     log1p, log2, log10, logical_and, logical_or, logical_xor, maximum, minimum, mul, nan_to_num, neg, pow, relu,
     remainder, sigmoid, sin, sinh, sqrt, sub, tanh, trunc, where,
 )
-from .core.ops.indexing import gather, index_select, masked_fill, masked_select, scatter, scatter_add  # noqa: F401
+from .core.ops.indexing import (  # noqa: F401
+    gather, index_add, index_fill, index_select, masked_fill, masked_select, scatter, scatter_add,
+)
 from .core.ops.linalg import addmm, baddbmm, bmm, dot, einsum, matmul, mm, outer, tensordot  # noqa: F401
 from .core.ops.reduction import (  # noqa: F401
     amax, amin, argmax, argmin, cumprod, cumsum, log_softmax, logsumexp, max, mean, min, norm, prod, softmax,
@@ -243,6 +245,24 @@ def reciprocal(input):
 
 def logical_not(input):
     return input.logical_not()
+
+
+def logit(input, eps=None):
+    return input.logit(eps)
+
+
+def argwhere(input):
+    return input.argwhere()
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
+    from .core.printing import set_printoptions as _set
+    _set(precision, threshold, edgeitems, linewidth, profile, sci_mode)
+
+
+def get_printoptions():
+    from .core.printing import get_printoptions as _get
+    return _get()
 
 
 def is_floating_point(input):

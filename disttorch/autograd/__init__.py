@@ -136,3 +136,46 @@ class Function(_engine.Function):
 def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     from ..core.gradcheck import gradcheck as _check
     return _check(func, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)
+
+
+_anomaly = {"enabled": False, "check_nan": True}
+
+
+class detect_anomaly:
+    """Accepted so debugging code runs; disttorch records the switch but keeps no forward stack traces per
+    node, so an error in backward is reported as usual (its own traceback names the failing op)."""
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self._previous = dict(_anomaly)
+        _anomaly.update(enabled=True, check_nan=self.check_nan)
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly.update(self._previous)
+        return False
+
+
+class set_detect_anomaly(detect_anomaly):
+    """Sets the switch on construction (usable as a call or a context manager), as torch does."""
+
+    def __init__(self, mode, check_nan=True):
+        super().__init__(check_nan)
+        self._previous = dict(_anomaly)
+        _anomaly.update(enabled=bool(mode), check_nan=check_nan)
+
+    def __enter__(self):
+        return self
+
+
+def is_anomaly_enabled():
+    return _anomaly["enabled"]
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """The pre-0.4 wrapper: today a Variable is a Tensor, so this returns the tensor (requiring grad if asked)."""
+    if requires_grad:
+        data.requires_grad_(True)
+    return data

@@ -157,6 +157,7 @@ class Tensor:
     def retain_grad(self):
         if self.grad_fn is None:
             return
+        self.__dict__["_retains_grad"] = True
         node = self.grad_fn
         if node._pre_hooks is None:
             node._pre_hooks = []
@@ -223,6 +224,36 @@ class Tensor:
     @property
     def is_cuda(self):
         return is_cuda_array(self._data)
+
+    @property
+    def retains_grad(self):
+        return self.grad_fn is not None and self.__dict__.get("_retains_grad", False)
+
+    @property
+    def nbytes(self):
+        return int(self._data.nbytes)
+
+    @property
+    def itemsize(self):
+        return int(self._data.itemsize)
+
+    def get_device(self):
+        """The GPU index, or -1 for a CPU tensor (torch's answer)."""
+        return self._data.device.id if is_cuda_array(self._data) else -1
+
+    def share_memory_(self):
+        """Accepted; disttorch tensors are not moved into shared memory (torch.multiprocessing pickles a copy)."""
+        return self
+
+    def is_shared(self):
+        return False
+
+    def pin_memory(self, device=None):
+        """Page-locking only matters for GPU copies, which cupy stages itself; returns self."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
 
     @property
     def is_cpu(self):
@@ -608,6 +639,20 @@ class Tensor:
     def logical_not(self):
         return Tensor._wrap(np.logical_not(self._data))
 
+    def logit(self, eps=None):
+        x = self if eps is None else ew.clamp(self, eps, 1 - eps)
+        return ew.log(x / (1 - x))
+
+    def argwhere(self):
+        return self.nonzero()
+
+    def sum_to_size(self, *size):
+        size = sh._shape_arg(size)
+        lead = self._data.ndim - len(size)
+        dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(size) if n == 1 and self._data.shape[lead + i] != 1)
+        out = rd.sum(self, dim=dims, keepdim=True) if dims else self
+        return sh.reshape(out, size)
+
     def where(self, condition, other):
         return ew.where(condition, self, other)
 
@@ -740,6 +785,18 @@ class Tensor:
     scatter_add = ix.scatter_add
     scatter = ix.scatter
     masked_select = ix.masked_select
+
+    def index_add(self, dim, index, source, *, alpha=1):
+        return ix.index_add(self, dim, index, source, alpha)
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._inplace(ix.index_add, dim, index, source, alpha)
+
+    def index_fill(self, dim, index, value):
+        return ix.index_fill(self, dim, index, value)
+
+    def index_fill_(self, dim, index, value):
+        return self._inplace(ix.index_fill, dim, index, value)
 
     def scatter_(self, dim, index, src=None, value=None, reduce=None):
         return self._inplace(ix.scatter, dim, index, src, value, reduce)
@@ -899,6 +956,63 @@ class Tensor:
     def abs_(self):
         return self._inplace(ew.abs)
 
+    def floor_(self):
+        return self._inplace(lambda t: t.floor())
+
+    def ceil_(self):
+        return self._inplace(lambda t: t.ceil())
+
+    def round_(self, decimals=0):
+        return self._inplace(lambda t: t.round(decimals))
+
+    def sign_(self):
+        return self._inplace(lambda t: t.sign())
+
+    def rsqrt_(self):
+        return self._inplace(lambda t: t.rsqrt())
+
+    def reciprocal_(self):
+        return self._inplace(lambda t: t.reciprocal())
+
+    def square_(self):
+        return self._inplace(lambda t: t * t)
+
+    def fill_diagonal_(self, fill_value, wrap=False):
+        self._check_grad_free_write()
+        if self._data.ndim < 2:
+            raise RuntimeError("dimensions must larger than 1")
+        if self._data.ndim > 2 and len(set(self._data.shape)) != 1:
+            raise RuntimeError("all dimensions of input must be of equal length")
+        if self._data.ndim == 2:
+            get_array_module(self._data).fill_diagonal(self._data, fill_value, wrap=wrap)
+        else:
+            n = self._data.shape[0]
+            index = get_array_module(self._data).arange(n)
+            self._data[(index,) * self._data.ndim] = fill_value
+        self._vc[0] += 1
+        return self
+
+    def _reshape_in_place(self, result):
+        """squeeze_/unsqueeze_/t_/transpose_: self becomes the reshaped result, history included."""
+        if grad_mode._enabled[0] and self.requires_grad:
+            self._check_inplace_leaf()
+            self.grad_fn = result.grad_fn
+        self._data = result._data
+        self._vc[0] += 1
+        return self
+
+    def squeeze_(self, dim=None):
+        return self._reshape_in_place(sh.squeeze(self, dim))
+
+    def unsqueeze_(self, dim):
+        return self._reshape_in_place(sh.unsqueeze(self, dim))
+
+    def t_(self):
+        return self._reshape_in_place(sh.t(self))
+
+    def transpose_(self, dim0, dim1):
+        return self._reshape_in_place(sh.transpose(self, dim0, dim1))
+
     def tril_(self, diagonal=0):
         return self._inplace(sh.tril, diagonal)
 
@@ -1049,13 +1163,8 @@ def _format(t):
     data = t._data.get() if is_cuda_array(t._data) else t._data
     if t.dtype is dt.bfloat16:
         data = data.astype(np.float32)  # numpy prints ml_dtypes' bfloat16 at full float precision
-    if data.dtype.kind == "f" and data.size and np.all(np.isfinite(data)) and np.all(data == np.round(data)):
-        body = np.array2string(data, separator=", ", formatter={"float_kind": lambda v: f"{v:.0f}."})
-    elif data.dtype.kind == "f":
-        body = np.array2string(data, separator=", ", precision=4, floatmode="fixed")
-    else:
-        body = np.array2string(data, separator=", ")
-    body = body.replace("\n", "\n       ")
+    from .printing import format_body
+    body = format_body(data, indent=len("tensor("))
     extras = []
     if t.device.type != "cpu":
         extras.append(f"device='{t.device}'")

@@ -163,3 +163,56 @@ def test_in_place_variants():
     assert x.tril_().tolist() == [[-1.0, 0.0], [1.0, -1.0]]
     y = disttorch.zeros(2, 3).scatter_(1, disttorch.tensor([[2], [0]]), 1.0)
     assert y.tolist() == [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+
+
+def test_print_options_change_reprs_like_torch():
+    values = [[1.23456, 2.5], [3.0, 4.125]]
+    try:
+        for options in (dict(precision=2), dict(profile="short"), dict(threshold=5, edgeitems=1)):
+            disttorch.set_printoptions(**options)
+            torch.set_printoptions(**options)
+            assert repr(disttorch.tensor(values)) == repr(torch.tensor(values))
+            assert repr(disttorch.arange(10.0)) == repr(torch.arange(10.0))
+    finally:
+        disttorch.set_printoptions(profile="default")
+        torch.set_printoptions(profile="default")
+
+
+def test_tensor_properties_and_in_place_shape_edits():
+    t = disttorch.zeros(2, 3)
+    ref = torch.zeros(2, 3)
+    assert (t.nbytes, t.itemsize, t.get_device()) == (ref.nbytes, ref.itemsize, ref.get_device())
+    assert t.share_memory_() is t and t.pin_memory() is t and not t.is_pinned()
+    assert t.unsqueeze_(0).shape == (1, 2, 3) and t.squeeze_().shape == (2, 3)
+    assert t.t_().shape == (3, 2) and t.transpose_(0, 1).shape == (2, 3)
+    x = disttorch.tensor([[1.7, -2.2], [0.25, 4.0]])
+    assert x.clone().floor_().tolist() == torch.tensor(x.tolist()).floor_().tolist()
+    assert x.clone().ceil_().tolist() == torch.tensor(x.tolist()).ceil_().tolist()
+    assert x.clone().sign_().tolist() == torch.tensor(x.tolist()).sign_().tolist()
+    np.testing.assert_allclose(x.clone().reciprocal_().numpy(), torch.tensor(x.tolist()).reciprocal_().numpy())
+    assert disttorch.zeros(3, 3).fill_diagonal_(2.0).tolist() == torch.zeros(3, 3).fill_diagonal_(2.0).tolist()
+    assert disttorch.zeros(5, 2).fill_diagonal_(1.0, wrap=True).tolist() == \
+        torch.zeros(5, 2).fill_diagonal_(1.0, wrap=True).tolist()
+    assert disttorch.argwhere(x > 0).tolist() == torch.argwhere(torch.tensor(x.tolist()) > 0).tolist()
+
+
+def test_retains_grad_and_in_place_shape_edits_keep_history():
+    w = disttorch.ones(3, requires_grad=True)
+    h = w * 2
+    assert not h.retains_grad
+    h.retain_grad()
+    assert h.retains_grad and not w.retains_grad
+    h.unsqueeze_(0)
+    (h * 3).sum().backward()
+    assert h.shape == (1, 3) and w.grad.tolist() == [6.0, 6.0, 6.0]
+
+
+def test_legacy_variable_and_anomaly_switches():
+    v = disttorch.autograd.Variable(disttorch.ones(2), requires_grad=True)
+    assert isinstance(v, disttorch.Tensor) and v.requires_grad
+    assert not disttorch.autograd.is_anomaly_enabled()
+    with disttorch.autograd.detect_anomaly():
+        assert disttorch.autograd.is_anomaly_enabled()
+    with disttorch.autograd.set_detect_anomaly(True):
+        assert disttorch.autograd.is_anomaly_enabled()
+    assert not disttorch.autograd.is_anomaly_enabled()

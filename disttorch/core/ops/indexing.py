@@ -237,3 +237,47 @@ def masked_select(x, mask):
         shape = np.broadcast_shapes(mask._data.shape, x._data.shape)
         x, mask = x.expand(*shape), mask.expand(*shape)
     return x[mask]
+
+
+class IndexAdd(Function):
+    """out = x; out[..., index[i], ...] += alpha * src[..., i, ...] along axis (repeated indices add up)."""
+
+    @staticmethod
+    def forward(ctx, x, axis, index, src, alpha):
+        xp = get_array_module(x)
+        ctx.meta = (axis, index, alpha)
+        out = x.copy()
+        xp.add.at(xp.moveaxis(out, axis, 0), index, xp.moveaxis(src * alpha if alpha != 1 else src, axis, 0))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        axis, index, alpha = ctx.meta
+        need_x, _, _, need_src, _ = ctx.needs_input_grad
+        gsrc = None
+        if need_src:
+            gsrc = get_array_module(g).take(g, index, axis=axis)
+            if alpha != 1:
+                gsrc = gsrc * alpha
+        return (g if need_x else None), None, None, gsrc, None
+
+
+def index_add(x, dim, index, source, alpha=1):
+    axis = normalize_dim(dim, x._data.ndim)
+    if index._data.ndim > 1:
+        raise IndexError("index_add_(): Index is supposed to be a vector")
+    Tensor = autograd.Tensor
+    if isinstance(source, Tensor) and source._data.dtype != x._data.dtype:
+        source = source.to(x.dtype)
+    return IndexAdd.apply(x, axis, index._data.reshape(-1), source, alpha)
+
+
+def index_fill(x, dim, index, value):
+    """masked_fill with a mask marking the indexed slices, so the gradient skips the filled elements."""
+    axis = normalize_dim(dim, x._data.ndim)
+    xp = get_array_module(x._data)
+    chosen = xp.zeros(x._data.shape[axis], dtype=bool)
+    chosen[index._data.reshape(-1)] = True
+    shape = [1] * x._data.ndim
+    shape[axis] = -1
+    return masked_fill(x, autograd.Tensor._wrap(chosen.reshape(shape)), value)
