@@ -28,8 +28,8 @@ def test_float32_erf_is_accurate_to_float32_rounding():
     expected = np.array([math.erf(v) for v in points.astype(np.float64)])
     float32_ulp = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
     # Within a few units in the last place everywhere: relative accuracy near 0, absolute near +-1.
-    assert (np.abs(ours - expected) / float32_ulp).max() <= 8
-    assert np.abs(ours - expected).max() <= 4e-7
+    assert (np.abs(ours - expected) / float32_ulp).max() <= 6
+    assert np.abs(ours - expected).max() <= 2.5e-7
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -40,9 +40,9 @@ def test_float32_gelu_is_accurate(approximate):
     ref = torch.from_numpy(points.astype(np.float64)).requires_grad_()  # the exact values, to compare with
     out, ref_out = F.gelu(ours, approximate=approximate), torch.nn.functional.gelu(ref, approximate=approximate)
     assert out.dtype == disttorch.float32
-    # x * Phi(x) with Phi within 3e-7 (a few float32 ulps of values near 1/2 and 1) of the exact CDF.
+    # x * Phi(x) with Phi within 2e-7 (a few float32 ulps of values near 1/2 and 1) of the exact CDF.
     error = np.abs(out.detach().numpy() - ref_out.detach().numpy())
-    assert (error <= 1e-6 * np.abs(ref_out.detach().numpy()) + 3e-7 * np.abs(points)).all()
+    assert (error <= 1e-6 * np.abs(ref_out.detach().numpy()) + 2e-7 * np.abs(points)).all()
     out.sum().backward()
     ref_out.sum().backward()
     # 1 + tanh(u) and 1 - tanh(u)^2 cancel in float32 far left (torch's float32 kernel too): ~1e-6 absolute.
