@@ -243,6 +243,20 @@ def _unshared(grad):
     return base is None or (base.base is None and sys.getrefcount(base) <= 3)
 
 
+def _private_sum(prev, g):
+    """True when the pending gradient `prev` may take `g` in place: same shape and dtype, and no one but the
+    engine's pending table (plus the caller's and this frame's references) can see it or the buffer it views.
+    Gradients routinely alias one another (add's backward passes one array to both inputs), so this must hold
+    before `+=`; it does for the fresh arrays most backward rules return, saving an allocation per fan-in."""
+    if sys.getrefcount(prev) > 4 or prev.shape != g.shape or prev.dtype != g.dtype:
+        return False
+    if not getattr(prev.flags, "writeable", True):  # numpy only; cupy arrays are always writeable
+        return False
+    base = prev.base
+    # A reshape of a fresh product (Linear's input gradient, say) is as private as the product.
+    return base is None or (base.base is None and sys.getrefcount(base) <= 3 and 0 not in prev.strides)
+
+
 def _run_pre_hooks(node, grad):
     """Tensor.register_hook functions and retain_grad targets of the tensor this node produced."""
     for hook in node._pre_hooks:
@@ -345,7 +359,13 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 continue
             if g is not None:
                 prev = pending.get(nxt)
-                pending[nxt] = g if prev is None else prev + g
+                if prev is None:
+                    pending[nxt] = g
+                elif _private_sum(prev, g):
+                    prev += g
+                else:
+                    pending[nxt] = prev + g
+                prev = None
             remaining = deps[nxt] - 1
             deps[nxt] = remaining
             if remaining == 0:

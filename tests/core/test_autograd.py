@@ -552,3 +552,15 @@ def test_reshape_that_copies_is_not_a_view():
     z.sum().backward()
     assert y.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     np.testing.assert_allclose(x.grad.numpy(), np.cos(np.arange(1.0, 7.0)), rtol=1e-6)
+
+
+def test_fan_in_accumulation_never_writes_through_a_shared_gradient():
+    torch = pytest.importorskip("torch")
+    grads = []
+    for lib in (disttorch, torch):
+        p = lib.tensor(np.arange(1.0, 5.0), requires_grad=True)
+        a, b = p * 1.0, p * 2.0
+        h = a + b  # add's backward hands one array to both a and b, which each get more gradient later
+        ((a * 5.0 + b * 7.0) + h).sin().sum().backward()
+        grads.append(p.grad.numpy().copy())
+    np.testing.assert_allclose(grads[0], grads[1])
