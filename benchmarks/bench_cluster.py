@@ -223,8 +223,8 @@ def comm_alone(dist, buckets, reps=15):
 
 
 # ------------------------------------------------------------------------------------ orchestration
-def launch(cluster, ranks_per_host, kind, steps, port, hook="none"):
-    """Run one kind on every rank of the cluster; returns rank 0's result and every rank's."""
+def launch(cluster, ranks_per_host, kind, steps, port, hook="none", **extra_env):
+    """Run one kind on every rank of the cluster; returns every rank's result, in rank order."""
     world_size = len(cluster.namespaces) * ranks_per_host
     procs = []
     for rank in range(world_size):
@@ -232,7 +232,7 @@ def launch(cluster, ranks_per_host, kind, steps, port, hook="none"):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank % ranks_per_host),
                    LOCAL_WORLD_SIZE=str(ranks_per_host), MASTER_ADDR=cluster.address(0), MASTER_PORT=str(port),
                    DISTTORCH_SECRET="bench-cluster", DISTTORCH_HOST_ADDR=cluster.address(host),
-                   GLOO_SOCKET_IFNAME="eth0")
+                   GLOO_SOCKET_IFNAME="eth0", **extra_env)
         if kind == "compute":
             env["WORLD_SIZE"] = "1"
         command = [*cluster.prefix(host), sys.executable, os.path.abspath(__file__), "--worker", kind,
@@ -246,6 +246,13 @@ def launch(cluster, ranks_per_host, kind, steps, port, hook="none"):
         results += [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
     results.sort(key=lambda result: result["rank"])
     return results
+
+
+def launch_counting_bytes(cluster, ranks_per_host, steps, port, **extra_env):
+    """DDP results and the bytes host 0 sent over its veth per step (start-up traffic included)."""
+    before = cluster.sent_bytes(0)
+    results = launch(cluster, ranks_per_host, "ddp", steps, port, **extra_env)
+    return results, (cluster.sent_bytes(0) - before) / (steps + WARMUP)
 
 
 def print_timelines(results):
@@ -265,9 +272,11 @@ def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port):
         cluster.create()
         compute = launch(cluster, ranks_per_host, "compute", steps, port)
         comm = launch(cluster, ranks_per_host, "comm", steps, port + 1)
-        sent_before = cluster.sent_bytes(0)
-        ddp = launch(cluster, ranks_per_host, "ddp", steps, port + 2)
-        ddp_bytes = (cluster.sent_bytes(0) - sent_before) / steps
+        ddp, ddp_bytes = launch_counting_bytes(cluster, ranks_per_host, steps, port + 2)
+        flat_bytes = None
+        if ranks_per_host > 1:
+            _, flat_bytes = launch_counting_bytes(cluster, ranks_per_host, steps, port + 9,
+                                                  DISTTORCH_HIERARCHICAL="0")
         torch_results = launch(cluster, ranks_per_host, "torch", steps, port + 3)
         hooked = {hook: launch(cluster, ranks_per_host, "ddp", steps, port + 4 + index, hook)
                   for index, hook in enumerate(hooks)}
@@ -287,7 +296,9 @@ def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port):
     print(f"cluster: step_ms={step_s * 1e3:.1f} torch_ms={torch_s * 1e3:.1f} vs_torch={torch_s / step_s:.2f} "
           f"compute_ms={compute_s * 1e3:.1f} comm_ms={comm_s * 1e3:.1f} overlap={overlap:.2f} "
           f"ideal_ratio={step_s / max(compute_s, comm_s):.2f} layout=2x{ranks_per_host} rate={rate} "
-          f"host0_sent_MB_per_step={ddp_bytes / 1e6:.2f}", flush=True)
+          f"host0_sent_MB_per_step={ddp_bytes / 1e6:.2f}"
+          + ("" if flat_bytes is None else f" flat_ring_MB_per_step={flat_bytes / 1e6:.2f} "
+                                           f"inter_host_bytes_vs_flat={ddp_bytes / flat_bytes:.2f}"), flush=True)
 
 
 def main():

@@ -44,3 +44,10 @@ def same_kernel_and_network(mine, theirs):
 def same_shared_memory(mine, theirs):
     """Whether a peer with identity ``theirs`` maps the same /dev/shm files as we do."""
     return same_kernel_and_network(mine, theirs) and mine["shm"] is not None and mine["shm"] == theirs.get("shm")
+
+
+def key(identity_of_rank, rank):
+    """Hashable host key of a rank's identity; a rank whose identity is incomplete is alone."""
+    if any(identity_of_rank.get(part) is None for part in ("boot", "netns", "shm")):
+        return ("alone", rank)
+    return (identity_of_rank["boot"], *identity_of_rank["netns"], *identity_of_rank["shm"])

@@ -13,7 +13,7 @@ from datetime import timedelta
 import msgpack
 import numpy as np
 
-from . import auth, shm
+from . import auth, hierarchy, shm
 from . import collectives as algo
 from .errors import DistBackendError, DistError
 from .store import TCPStore, as_seconds
@@ -125,6 +125,26 @@ class ProcessGroup:
         self._failure = None
         self._shm = (shm.SharedSegments(self.size, self.rank)
                      if shm.available(world.transport, self.ranks) else None)
+        self._hierarchy = False  # not planned yet; then None or a HostHierarchy
+
+    def _hierarchy_for(self, flat):
+        """The host hierarchy when it applies to all-reducing ``flat`` (see hierarchy.py)."""
+        if self._hierarchy is False:
+            planned = hierarchy.plan(self._world, self)
+            self._hierarchy = None if planned is None else hierarchy.HostHierarchy(
+                self, *planned, lambda group_id, ranks: ProcessGroup(self._world, group_id, ranks))
+        if self._hierarchy is not None and self._hierarchy.usable_for(flat):
+            return self._hierarchy
+        return None
+
+    def open_channel(self, op, dtype, shape, reduce_op):
+        """The next collective's channel, for running it inside a collective of a parent group
+        (this group's own executor is not involved)."""
+        self._seq += 1
+        header = msgpack.packb([DATA, self.group_id, self._seq, op, np.dtype(dtype).str, list(shape),
+                                reduce_op or ""])
+        ctx = OpContext(self.group_id, self.ranks, self._seq, op, self._world.timeout)
+        return Channel(self._world.transport, self.ranks, self.rank, ctx, header, self._shm)
 
     def __repr__(self):
         return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
@@ -138,7 +158,8 @@ class ProcessGroup:
         ``start(channel)``, given for an async collective, runs right here in the
         caller's thread: it may send everything this rank contributes and return
         ``rest(channel)`` to run in order with the other collectives (or None to run
-        ``algorithm`` there instead). With ``deferred``, ``rest`` waits for Work.wait()
+        ``algorithm`` there instead). It may receive only while the executor is idle,
+        as the sockets it reads are then the caller's alone. With ``deferred``, ``rest`` waits for Work.wait()
         and runs in the waiting thread, so no second thread competes for the cores;
         a collective that cannot start early then runs to completion right away.
         """
@@ -206,12 +227,24 @@ class ProcessGroup:
         flat, copy_back = _host_buffer(array)
 
         def run(ch):
-            algo.all_reduce(ch, flat, op_name)
+            hosts = self._hierarchy_for(flat)
+            if hosts is not None:
+                hosts.start_all_reduce(flat, op_name)()
+            else:
+                algo.all_reduce(ch, flat, op_name)
             if copy_back:
                 copy_back()
 
         def start(ch):
-            rest = algo.start_all_reduce(ch, flat, op_name)
+            hosts = self._hierarchy_for(flat)
+            if hosts is not None and not self._world.executor.idle():
+                # Its first phase receives; the thread is receiving for an earlier collective.
+                return None
+            if hosts is not None:
+                finish = hosts.start_all_reduce(flat, op_name)
+                rest = lambda channel: finish()  # noqa: E731
+            else:
+                rest = algo.start_all_reduce(ch, flat, op_name)
             if rest is None or copy_back is None:
                 return rest
             return lambda channel: (rest(channel), copy_back())

@@ -157,6 +157,7 @@ class Transport:
         self.local_peers = set()
         self.shm_peers = set()
         self._host = host.identity()
+        self._peer_hosts = {rank: self._host}
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
             {"host": self._host, "ipc": f"ipc://{self._ipc_path}",
              "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
@@ -205,6 +206,7 @@ class Transport:
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
             dealer.setsockopt(option, value)
         self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._peer_hosts[peer] = info["host"]
         if self._is_local(info):
             self.local_peers.add(peer)
             if host.same_shared_memory(self._host, info["host"]):
@@ -214,6 +216,11 @@ class Transport:
         mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
         dealer.send(msgpack.packb([HELLO, self.rank, nonce, mac]))
         self._dealers[peer] = dealer
+
+    def host_key(self, rank):
+        """A value equal for exactly the ranks that share a host (and /dev/shm) with ``rank``;
+        every rank computes the same one for every rank."""
+        return host.key(self._peer_hosts[rank], rank)
 
     def _is_local(self, info):
         """Same kernel and network namespace, and the peer's socket file is visible here

@@ -109,6 +109,10 @@ class Executor:
         work.wait()
         return None
 
+    def idle(self):
+        """Whether the background thread has nothing to run (deferred jobs do not count)."""
+        return self._pending == 0
+
     def run_now(self, job, description):
         """Run ``job`` to completion in this thread; returns its finished Work."""
         work = Work(description)

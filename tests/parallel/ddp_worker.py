@@ -191,6 +191,17 @@ def scenario_small_buckets():
         assert_same(ddp, reference, f"small buckets, gradient_as_bucket_view={as_view}")
 
 
+def scenario_wide_mlp():
+    """Buckets of a few hundred KiB: large enough for the shared-memory and multi-host paths."""
+    data = dataset(MLP)
+    torch.manual_seed(0)
+    reference = train(MLP(hidden=2048).double(), global_batches(data))
+    torch.manual_seed(0)
+    ddp = train(DDP(MLP(hidden=2048).double(), bucket_cap_mb=0.25), my_batches(data))
+    assert max(b.buffer.numpy().nbytes for b in ddp.reducer.buckets) >= 128 << 10
+    assert_same(ddp, reference, "wide MLP")
+
+
 def scenario_no_sync():
     """Two micro-batches per optimizer step: the first under no_sync, the second synchronised."""
     data = dataset(MLP, steps=2 * STEPS)
