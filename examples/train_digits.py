@@ -1,6 +1,7 @@
 """Train a small CNN on the handwritten digits bundled with disttorch, data-parallel over processes.
 
     disttorch-launch --nproc 2 examples/train_digits.py --epochs 12
+    srun -n 2 python examples/train_digits.py  # or mpirun -n 2, or sbatch examples/slurm/train_digits.sbatch
     python examples/train_digits.py            # one process works too
 
 Each rank trains on its DistributedSampler shard; DDP averages gradients, so every rank holds the
@@ -17,6 +18,7 @@ import time
 import disttorch as torch
 import disttorch.distributed as dist
 import disttorch.nn.functional as F
+from disttorch.comm import cluster_env
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 from disttorch.utils.data import DataLoader
 from disttorch.utils.data.distributed import DistributedSampler
@@ -68,7 +70,8 @@ def evaluate(model, dataset):
 
 def main(argv=None):
     args = parse_args(argv)
-    distributed = "WORLD_SIZE" in os.environ
+    # Started by disttorch-launch/torchrun, srun or mpirun: init_process_group() reads their variables.
+    distributed = cluster_env.detect() is not None
     if distributed:
         dist.init_process_group(backend="zmq")
     rank = dist.get_rank() if distributed else 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from disttorch.launcher.agent import Agent, exit_status_for
+from disttorch.launcher.cluster import apply_cluster_placement
 from disttorch.launcher.config import DEFAULT_MULTI_NODE_PORT, LaunchSpec, resolve_nproc, user_secret_from_env
 from disttorch.launcher.coordination import LocalCoordinator
 from disttorch.launcher.errors import Interrupted, LaunchError
@@ -116,6 +117,8 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
       disttorch-launch --nnodes 2 --node-rank 0 --nproc 2 --master-addr 10.0.0.1 train.py
       disttorch-launch --as-torch --nproc 2 torch_train.py
     """
+    nnodes, node_rank, master_addr, master_port = apply_cluster_placement(ctx, nnodes, node_rank, master_addr,
+                                                                          master_port)
     if node_rank >= nnodes:
         raise click.UsageError(f"--node-rank {node_rank} is out of range for --nnodes {nnodes}; use 0..{nnodes - 1}")
     for flag, given in (("--tee", tee), ("--redirects", redirects)):

@@ -13,7 +13,7 @@ from datetime import timedelta
 import msgpack
 import numpy as np
 
-from . import auth, hierarchy, shm
+from . import auth, cluster_env, hierarchy, shm
 from . import collectives as algo
 from .errors import DistBackendError, DistError
 from .store import TCPStore, as_seconds
@@ -460,6 +460,11 @@ class World:
 def _init_from_url(init_method, rank, world_size):
     url = urllib.parse.urlparse(init_method)
     if url.scheme == "env":
+        found = cluster_env.detect()
+        if found is not None:
+            _export(found)
+            return found.master_addr, found.master_port, found.rank if rank < 0 else rank, \
+                found.world_size if world_size < 0 else world_size
         rank = int(os.environ["RANK"]) if rank < 0 else rank
         world_size = int(os.environ["WORLD_SIZE"]) if world_size < 0 else world_size
         return os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), \
@@ -470,6 +475,15 @@ def _init_from_url(init_method, rank, world_size):
         world_size = int(query.get("world_size", [world_size])[0])
         return url.hostname, url.port, rank, world_size
     raise ValueError(f"unsupported init_method {init_method!r}; use 'env://' or 'tcp://host:port'")
+
+
+def _export(found):
+    """srun or mpirun started this rank: expose the torchrun-style variables scripts read after init
+    (LOCAL_RANK for the device, WORLD_SIZE, ...), leaving any the user set alone."""
+    for name, value in (("RANK", found.rank), ("WORLD_SIZE", found.world_size), ("LOCAL_RANK", found.local_rank),
+                        ("LOCAL_WORLD_SIZE", found.local_world_size), ("GROUP_RANK", found.node_rank),
+                        ("MASTER_ADDR", found.master_addr), ("MASTER_PORT", found.master_port)):
+        os.environ.setdefault(name, str(value))
 
 
 def init_world(init_method=None, rank=-1, world_size=-1, timeout=None, store=None,
@@ -483,8 +497,8 @@ def init_world(init_method=None, rank=-1, world_size=-1, timeout=None, store=Non
         except KeyError as missing:
             raise ValueError(
                 f"init_process_group with env:// needs the environment variable {missing}; "
-                "start workers with disttorch-launch or set RANK, WORLD_SIZE, MASTER_ADDR "
-                "and MASTER_PORT") from None
+                "start workers with disttorch-launch, srun or mpirun, or set RANK, WORLD_SIZE, "
+                "MASTER_ADDR and MASTER_PORT") from None
         store = TCPStore(master_addr, master_port, world_size, is_master=rank == 0,
                          timeout=timeout)
     else:
