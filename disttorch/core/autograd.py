@@ -91,12 +91,19 @@ class Function:
         result = Tensor._wrap(out)
         result.requires_grad = True
         result.grad_fn = self
-        self._edges = tuple(
-            (a.grad_fn or a._accumulator()) if n else None for a, n in zip(args, self.needs_input_grad)
-        )
-        # Integer and bool tensors (where's condition, masks) are not differentiable inputs: torch gives
-        # them no edge. 'V' is ml_dtypes' bfloat16.
-        self._tensor_args = tuple(isinstance(a, Tensor) and a._data.dtype.kind in "fcV" for a in args)
+        # One pass builds both: the edges, and which arguments are differentiable tensor inputs. Integer and
+        # bool tensors (where's condition, masks) are not: torch gives them no edge. 'V' is ml_dtypes' bfloat16.
+        edges = []
+        tensor_args = []
+        for a, needs in zip(args, self.needs_input_grad):
+            if needs:
+                edges.append(a.grad_fn or a._accumulator())
+                tensor_args.append(True)
+            else:
+                edges.append(None)
+                tensor_args.append(isinstance(a, Tensor) and a._data.dtype.kind in "fcV")
+        self._edges = tuple(edges)
+        self._tensor_args = tuple(tensor_args)
         if self._saved:
             self._record_versions(args, result)
         return result
@@ -337,12 +344,13 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
         grad = pending.pop(node, None)
         if grad is not None and node._pre_hooks:
             grad = _run_pre_hooks(node, grad)
+        is_leaf = type(node) is AccumulateGrad
         if capture is not None:
             if node in capture:
                 capture[node] = grad
-            if isinstance(node, AccumulateGrad):
+            if is_leaf:
                 continue  # autograd.grad never writes into .grad
-        if isinstance(node, AccumulateGrad):
+        if is_leaf:
             if grad is not None:
                 node.accumulate(grad)
                 grad = None
