@@ -1,9 +1,11 @@
 """Multi-node: the launchers' own rendezvous and control channel, newline-delimited JSON over TCP.
 
-Node 0 listens on --master-port. Every other launcher connects, proves it holds the job secret (when
-the user set DISTTORCH_SECRET on every node) and waits. Once all --nnodes have joined, node 0 assigns
-rank offsets, picks a free port for the workers' store (a different port: the rendezvous one is ours)
-and sends `start`. The connections stay open for the job's life:
+Node 0 listens on --master-port, on the interface --master-addr names. Every other launcher connects,
+proves it holds the job secret (when the user set DISTTORCH_SECRET on every node) and waits; without
+one, node 0 makes one up and each node fetches it over an encrypted link (see secret_exchange). Once
+all --nnodes have joined, node 0 assigns rank offsets, picks a free port for the workers' store (a
+different port: the rendezvous one is ours) and sends `start`. The connections stay open for the job's
+life:
 
     node k: a worker failed     -> halt     -> node 0
     node 0: tell everyone       -> stop     -> every node    (each stops its workers)
@@ -26,7 +28,8 @@ from disttorch.launcher.config import LaunchSpec, RoundPlan, new_secret
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
 from disttorch.launcher.errors import LaunchError
 from disttorch.launcher.output import log
-from disttorch.launcher.ports import bind_listener, free_port
+from disttorch.launcher.ports import bind_listener, free_port, interface_address, names_loopback
+from disttorch.launcher.secret_exchange import SecretOffer, SecretRequest, unauthenticated_warning
 from disttorch.launcher.signals import StopSignals
 
 POLL_SECONDS = 0.1
@@ -117,6 +120,7 @@ class MasterCoordinator:
         self.results: dict[int, RoundResult] = {}
         self.halt_reason: str | None = None
         self.first_halt_node: int | None = None
+        self.secret_offer: SecretOffer | None = None
 
     @property
     def address(self) -> str:
@@ -125,7 +129,24 @@ class MasterCoordinator:
     # ---- rendezvous -------------------------------------------------------------------------------
 
     def rendezvous(self) -> None:
-        listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous")
+        interface = interface_address(self.spec.master_addr)
+        if interface is None:
+            log(f"node 0: --master-addr {self.spec.master_addr} is not an address of this machine (NAT, or a "
+                "container's published port?); the rendezvous listens on every interface")
+        listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous",
+                                 interface or "")
+        try:
+            if self.spec.user_secret is None:
+                self.secret_offer = SecretOffer(self.secret, interface or "")
+                if not names_loopback(self.spec.master_addr):
+                    log(f"node 0: {unauthenticated_warning(self.address)}")
+            self._gather(listener)
+        finally:
+            if self.secret_offer is not None:
+                self.secret_offer.close()
+                self.secret_offer = None
+
+    def _gather(self, listener: socket.socket) -> None:
         log(f"node 0: waiting at {self.address} for {self.spec.nnodes - 1} more node(s) "
             f"(--rdzv-timeout {self.spec.rdzv_timeout:g}s)")
         deadline = time.monotonic() + self.spec.rdzv_timeout
@@ -158,7 +179,10 @@ class MasterCoordinator:
         sock, (peer_ip, _) = listener.accept()
         channel = Channel(sock, peer_ip)
         nonce = secrets.token_hex(16)
-        self._try_send(channel, "hello", nonce=nonce, authenticated=self.spec.user_secret is not None)
+        offer = self.secret_offer
+        exchange = None if offer is None else {"port": offer.port, "key": offer.public_key}
+        self._try_send(channel, "hello", nonce=nonce, authenticated=self.spec.user_secret is not None,
+                       secret_exchange=exchange)
         joining[channel] = nonce
 
     def _admit(self, channel: Channel, joining: dict) -> None:
@@ -173,6 +197,11 @@ class MasterCoordinator:
             return
         nonce = joining.pop(channel)
         problem = self._join_problem(message, nonce)
+        offer = self.secret_offer
+        if not problem and offer is not None and not offer.hand_over(nonce, HANDSHAKE_SECONDS):
+            problem = (f"node {message['node_rank']} did not fetch the job secret from port "
+                       f"{offer.port} of node 0 within {HANDSHAKE_SECONDS:g}s; let it reach that "
+                       "port, or set DISTTORCH_SECRET on every node")
         if problem:
             log(f"node 0: refused a launcher from {channel.peer}: {problem}")
             self._try_send(channel, "error", reason=problem)
@@ -228,8 +257,7 @@ class MasterCoordinator:
         worker_port = free_port()
         for node_rank in list(self.channels):
             self._send(node_rank, "start", restart_count=restart_count, world_size=world_size,
-                       rank_offset=self._rank_offset(node_rank), worker_master_port=worker_port,
-                       secret=None if self.spec.user_secret else self.secret)
+                       rank_offset=self._rank_offset(node_rank), worker_master_port=worker_port)
         if self.halt_reason is not None:
             # A node was lost while the others were being started: they skip a stop sent before
             # their start, so tell them again.
@@ -338,6 +366,7 @@ class NodeCoordinator:
         self.channel: Channel | None = None
         self.lost_reason: str | None = None
         self.host_addr = ""
+        self.secret = spec.user_secret
 
     @property
     def address(self) -> str:
@@ -353,10 +382,30 @@ class NodeCoordinator:
             raise LaunchError(f"DISTTORCH_SECRET is set on {where} (rendezvous {self.address}); "
                               f"set the same secret on every node, or on none")
         proof = _proof(self.spec.user_secret, hello["nonce"]) if self.spec.user_secret else None
-        self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes, nproc=self.spec.nproc,
-                   host=socket.gethostname(), proof=proof)
-        self._expect(("joined",), max(HANDSHAKE_SECONDS, deadline - time.monotonic()), "accept this node")
+        request = None if self.spec.user_secret else self._ask_for_the_secret(hello)
+        try:
+            self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes, nproc=self.spec.nproc,
+                       host=socket.gethostname(), proof=proof)
+            self._expect(("joined",), max(HANDSHAKE_SECONDS, deadline - time.monotonic()), "accept this node")
+            if request is not None:
+                # Node 0 answers before it says "joined", so the secret is on its way or here already.
+                self.secret = request.receive(HANDSHAKE_SECONDS)
+                if self.secret is None:
+                    raise LaunchError(f"node 0 at {self.address} admitted this node but its job secret did not "
+                                      f"arrive within {HANDSHAKE_SECONDS:g}s")
+        finally:
+            if request is not None:
+                request.close()
         log(f"node {self.spec.node_rank}: joined the rendezvous at {self.address}; waiting for the other nodes")
+
+    def _ask_for_the_secret(self, hello: dict) -> SecretRequest:
+        exchange = hello.get("secret_exchange")
+        if not isinstance(exchange, dict):
+            raise LaunchError(f"node 0 at {self.address} offers no encrypted way to hand over the job secret "
+                              "(an older disttorch-launch?); use the same version on every node")
+        if not names_loopback(self.spec.master_addr):
+            log(f"node {self.spec.node_rank}: {unauthenticated_warning(self.address)}")
+        return SecretRequest(self.spec.master_addr, exchange["port"], exchange["key"], hello["nonce"])
 
     def _connect(self, deadline: float) -> Channel:
         last_error = "no answer"
@@ -396,7 +445,7 @@ class NodeCoordinator:
         # Node 0 may still be waiting for slower nodes; it aborts everyone itself when its timeout ends.
         start = self._expect(("start",), self.spec.rdzv_timeout + RESULT_SLACK_SECONDS, "start the job")
         return RoundPlan(start["restart_count"], start["world_size"], start["rank_offset"],
-                         start["worker_master_port"], start["secret"] or self.spec.user_secret, self.host_addr)
+                         start["worker_master_port"], self.secret, self.host_addr)
 
     def wait(self, timeout: float) -> str | None:
         if self.lost_reason is not None:

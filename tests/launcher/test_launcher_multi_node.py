@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 from launch_helpers import SLEEPER, alive, launcher_env, read_pids, start_launcher, wait_for, write_script
@@ -190,6 +192,22 @@ def test_mismatched_secrets_are_refused(tmp_path, secrets, complaint):
 
 
 @pytest.mark.timeout(60)
+def test_node_0_listens_only_on_the_interface_of_the_master_address(tmp_path):
+    write_script(tmp_path, "sleeper.py", SLEEPER)
+    port = _free_port()
+    master = start_launcher(*_node_flags(2, 0, "127.0.0.1", port, 1), "sleeper.py", cwd=tmp_path)
+    try:
+        wait_for(lambda: "waiting at" in master.stderr.readline(), 20, "node 0 to listen")
+        # 127.0.0.2 is this machine too, but not the address node 0 was given.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", port), timeout=10).close()
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    finally:
+        master.kill()
+        master.wait()
+
+
+@pytest.mark.timeout(60)
 def test_losing_a_launcher_stops_the_job_everywhere(tmp_path):
     write_script(tmp_path, "sleeper.py", SLEEPER)
     port = _free_port()
@@ -219,6 +237,51 @@ def test_job_across_two_hosts_completes_and_leaves_nothing(tmp_path, two_hosts):
     _check_reports(reports, [2, 2], port, collective=_collectives_available())
     assert reports[0]["MASTER_ADDR"] == master_addr
     assert [report["DISTTORCH_HOST_ADDR"] for report in reports] == [two_hosts.address(rank // 2) for rank in range(4)]
+    _assert_nothing_left(two_hosts)
+
+
+# Records every frame that crosses host 1's link, like anyone listening on the network between the hosts.
+SNIFFER = """
+    import signal, socket, sys
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL
+    sniffer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+    sniffer.bind((sys.argv[2], 0))
+    sniffer.settimeout(0.1)
+    with open(sys.argv[1], "wb") as capture:
+        print("listening", flush=True)
+        while not stop:
+            try:
+                capture.write(sniffer.recv(1 << 16))
+            except socket.timeout:
+                pass
+"""
+
+
+@pytest.mark.timeout(120)
+def test_without_a_user_secret_a_listener_on_the_network_never_sees_the_job_secret(tmp_path, two_hosts):
+    write_script(tmp_path, "report.py", COLLECTIVE_WORKER)
+    write_script(tmp_path, "sniff.py", SNIFFER)
+    sniffer = subprocess.Popen(["ip", "netns", "exec", two_hosts.switch, sys.executable, "sniff.py", "wire.bin", "p1"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sniffer.stdout.readline() == "listening\n"
+        master_addr, port = two_hosts.address(0), 29400
+        launchers = [start_launcher(*_node_flags(2, node, master_addr, port, 1), "report.py", cwd=tmp_path,
+                                    prefix=two_hosts.exec_prefix(node)) for node in (1, 0)]
+        results = _finish(launchers)
+    finally:
+        sniffer.terminate()
+        sniffer.wait(timeout=30)
+    for returncode, stderr in results:
+        assert returncode == 0, stderr
+        assert "WARNING: DISTTORCH_SECRET is not set, so nothing proves who joins this job" in stderr
+        assert "export DISTTORCH_SECRET=" in stderr
+    secret = _reports(tmp_path, 2)[0]["DISTTORCH_SECRET"]
+    wire = (tmp_path / "wire.bin").read_bytes()
+    assert b'"kind": "start"' in wire  # the capture saw the rendezvous, where the secret used to travel
+    assert secret.encode() not in wire
     _assert_nothing_left(two_hosts)
 
 

@@ -103,7 +103,8 @@ TALK = """
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("tee", [[], ["--tee"], ["--tee", "3"], ["--tee=3"]], ids=["no-tee", "flag", "torchrun", "equals"])
+@pytest.mark.parametrize("tee", [[], ["--tee"], ["--tee", "3"], ["--tee=3"]],
+                         ids=["no-tee", "flag", "torchrun", "equals"])
 def test_log_dir_writes_one_file_per_rank_and_stream(tmp_path, tee):
     write_script(tmp_path, "talk.py", TALK)
     done = run_launcher("--nproc", "2", *tee, "--log-dir", "logs", "talk.py", cwd=tmp_path)
