@@ -28,12 +28,13 @@ def bind_listener(addr: str, port: int, purpose: str, interface: str = "") -> so
     return sock
 
 
-def interface_address(addr: str) -> str | None:
-    """The IPv4 address of this machine's interface that `addr` names, or None when it names none here
-    (an address translated on the way, like a container's published port)."""
-    try:
-        ip = socket.gethostbyname(addr)
-    except OSError:
+def listen_interface(addr: str) -> str | None:
+    """Where node 0 listens when the nodes meet at `addr`: that address when it is an IP address of this
+    machine (or localhost), else None for every interface. A host name can resolve differently here than
+    on the other nodes (Debian maps a machine's own name to 127.0.1.1), and an address that is not this
+    machine's is translated on the way (NAT, a container's published port)."""
+    ip = _loopback_name(addr) or _ip_literal(addr)
+    if ip is None:
         return None
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -43,12 +44,21 @@ def interface_address(addr: str) -> str | None:
     return ip
 
 
-def names_loopback(addr: str) -> bool:
-    """Whether `addr` reaches only this machine (all nodes on one host: nothing crosses a network)."""
+def stays_on_this_machine(addr: str) -> bool:
+    """True when `addr` is a loopback address: every node runs on this one machine."""
+    ip = _loopback_name(addr) or _ip_literal(addr)
+    return ip is not None and ipaddress.ip_address(ip).is_loopback
+
+
+def _loopback_name(addr: str) -> str | None:
+    return "127.0.0.1" if addr == "localhost" else None
+
+
+def _ip_literal(addr: str) -> str | None:
     try:
-        return ipaddress.ip_address(socket.gethostbyname(addr)).is_loopback
-    except OSError:
-        return False
+        return str(ipaddress.IPv4Address(addr))
+    except ValueError:
+        return None
 
 
 def ensure_port_free(addr: str, port: int, purpose: str) -> None:

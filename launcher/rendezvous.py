@@ -1,9 +1,9 @@
 """Multi-node: the launchers' own rendezvous and control channel, newline-delimited JSON over TCP.
 
-Node 0 listens on --master-port, on the interface --master-addr names. Every other launcher connects,
-proves it holds the job secret (when the user set DISTTORCH_SECRET on every node) and waits; without
-one, node 0 makes one up and each node fetches it over an encrypted link (see secret_exchange). Once
-all --nnodes have joined, node 0 assigns rank offsets, picks a free port for the workers' store (a
+Node 0 listens on --master-port (only on --master-addr when that is an IP address of its machine, see
+ports.listen_interface). Every other launcher connects, proves it holds the job secret (when the user
+set DISTTORCH_SECRET on every node) and waits; without one, node 0 makes one up and each node fetches
+it over an encrypted link (see secret_exchange). Once all --nnodes have joined, node 0 assigns rank offsets, picks a free port for the workers' store (a
 different port: the rendezvous one is ours) and sends `start`. The connections stay open for the job's
 life:
 
@@ -28,7 +28,7 @@ from disttorch.launcher.config import LaunchSpec, RoundPlan, new_secret
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
 from disttorch.launcher.errors import LaunchError
 from disttorch.launcher.output import log
-from disttorch.launcher.ports import bind_listener, free_port, interface_address, names_loopback
+from disttorch.launcher.ports import bind_listener, free_port, listen_interface, stays_on_this_machine
 from disttorch.launcher.secret_exchange import SecretOffer, SecretRequest, unauthenticated_warning
 from disttorch.launcher.signals import StopSignals
 
@@ -129,16 +129,13 @@ class MasterCoordinator:
     # ---- rendezvous -------------------------------------------------------------------------------
 
     def rendezvous(self) -> None:
-        interface = interface_address(self.spec.master_addr)
-        if interface is None:
-            log(f"node 0: --master-addr {self.spec.master_addr} is not an address of this machine (NAT, or a "
-                "container's published port?); the rendezvous listens on every interface")
+        interface = listen_interface(self.spec.master_addr)
         listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous",
                                  interface or "")
         try:
             if self.spec.user_secret is None:
                 self.secret_offer = SecretOffer(self.secret, interface or "")
-                if not names_loopback(self.spec.master_addr):
+                if not stays_on_this_machine(self.spec.master_addr):
                     log(f"node 0: {unauthenticated_warning(self.address)}")
             self._gather(listener)
         finally:
@@ -403,7 +400,7 @@ class NodeCoordinator:
         if not isinstance(exchange, dict):
             raise LaunchError(f"node 0 at {self.address} offers no encrypted way to hand over the job secret "
                               "(an older disttorch-launch?); use the same version on every node")
-        if not names_loopback(self.spec.master_addr):
+        if not stays_on_this_machine(self.spec.master_addr):
             log(f"node {self.spec.node_rank}: {unauthenticated_warning(self.address)}")
         return SecretRequest(self.spec.master_addr, exchange["port"], exchange["key"], hello["nonce"])
 

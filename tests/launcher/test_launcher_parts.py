@@ -7,6 +7,7 @@ import pytest
 
 from disttorch.launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
+from disttorch.launcher.ports import listen_interface, stays_on_this_machine
 from disttorch.launcher.streams import STDERR, STDOUT, OutputRouting, parse_streams
 from disttorch.launcher.summary import failure_summary
 from disttorch.launcher.workers import Failure, describe_exit
@@ -141,3 +142,17 @@ def test_output_routing():
     assert routing.destinations(0, STDERR) == (False, True)
     assert routing.destinations(1, STDOUT) == (True, True)
     assert routing.destinations(1, STDERR) == (True, True)
+
+
+@pytest.mark.parametrize("addr, interface", [
+    ("127.0.0.1", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"), ("localhost", "127.0.0.1"),
+    ("203.0.113.7", None),  # not this machine's (NAT): every interface
+    ("node-0.cluster", None),  # a name may resolve elsewhere to another address: every interface
+])
+def test_node_0_listens_on_the_master_address_when_it_is_one_of_ours(addr, interface):
+    assert listen_interface(addr) == interface
+
+
+def test_only_loopback_addresses_keep_the_job_on_one_machine():
+    assert stays_on_this_machine("127.0.0.1") and stays_on_this_machine("localhost")
+    assert not stays_on_this_machine("10.0.0.1") and not stays_on_this_machine("node-0")
