@@ -51,12 +51,13 @@ def attention_weights(xp, query, key, attn_mask, is_causal, scale):
         else:
             scores += attn_mask
     row_max = max_keepdims(scores, scores.ndim - 1)
-    if is_causal or attn_mask is not None:
+    # Only an explicit mask can forbid a whole row (the causal one always keeps key 0).
+    if attn_mask is not None:
         row_max[~xp.isfinite(row_max)] = 0  # fully masked row: exp(-inf) = 0 everywhere, normalised below
     scores -= row_max
     xp.exp(scores, out=scores)
     total = scores.sum(axis=-1, keepdims=True)
-    if is_causal or attn_mask is not None:
+    if attn_mask is not None:
         total[total == 0] = 1
     scores /= total
     return scores
