@@ -169,8 +169,12 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        gy = g * out
-        return gy - out * gy.sum(axis=ctx.axis, keepdims=True), None
+        # out * (g - sum(g * out)), in place on one temporary
+        grad = g * out
+        row_dot = grad.sum(axis=ctx.axis, keepdims=True)
+        get_array_module(out).subtract(g, row_dot, out=grad)
+        grad *= out
+        return grad, None
 
 
 class LogSoftmax(Function):
@@ -187,7 +191,11 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         xp = get_array_module(out)
-        return g - xp.exp(out) * g.sum(axis=ctx.axis, keepdims=True), None
+        # g - softmax * sum(g), in place on the softmax
+        grad = xp.exp(out)
+        grad *= g.sum(axis=ctx.axis, keepdims=True)
+        xp.subtract(g, grad, out=grad)
+        return grad, None
 
 
 def _float(x):
