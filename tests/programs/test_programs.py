@@ -21,13 +21,18 @@ SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 TIMEOUT_S = 170
 # Float32 results of the same arithmetic in a different order (BLAS blocking, summation order).
 EXACT = 2e-4
-# float64 programs and short float32 ones whose rounding stays tiny.
+# float64 programs.
 TIGHT = 1e-6
+# Ill-conditioned float32 training (quartic features, SGD) that grows rounding differences over its steps.
+AMPLIFIED = 1e-2
+# Dropout masks come from each framework's own generator, so the runs see different noise; the loss must
+# still land in the same place.
+OWN_RANDOMNESS = 5e-2
 
 
 @dataclass(frozen=True)
 class Program:
-    rel_tolerance: float | None = EXACT  # None: nothing to compare against (torchvision is not installed)
+    rel_tolerance: float | None = EXACT  # None: run only, nothing to compare against (see the entry)
     launch_nproc: int = 0  # >0: run through the launcher with this many workers
     args: tuple = ()
     xfail: str | None = None
@@ -39,17 +44,31 @@ PROGRAMS = {
     "polynomial_autograd": Program(),
     "custom_function": Program(),
     "dynamic_net": Program(),
-    "regression": Program(xfail="Tensor.__format__ with a format spec (api helper)"),
-    "mnist_cnn": Program(xfail="optim.Adadelta (api helper)"),
+    "regression": Program(rel_tolerance=AMPLIFIED),
+    "mnist_cnn": Program(rel_tolerance=OWN_RANDOMNESS),
     "ddp_spawn": Program(),
     "ddp_torchrun": Program(launch_nproc=2),
-    "char_gpt": Program(xfail="torch.tril (api helper)"),
+    "char_gpt": Program(),
     "vae": Program(),
     "dcgan": Program(),
-    "time_sequence": Program(rel_tolerance=TIGHT, xfail="nn.LSTMCell and optim.LBFGS (api helper)"),
-    "word_lm": Program(xfail="Tensor.narrow (api helper)"),
-    "names_classifier": Program(xfail="Tensor.topk (api helper)"),
-    "char_rnn_cells": Program(xfail="nn.RNNCell/GRUCell/LSTMCell (api helper)"),
+    "time_sequence": Program(rel_tolerance=TIGHT),
+    "word_lm": Program(),
+    "names_classifier": Program(),
+    "char_rnn_cells": Program(),
+    "tensorboard_logging": Program(needs=("tensorboard",)),
+    "profiling": Program(),
+    "custom_dataset": Program(),
+    "lr_schedulers": Program(),
+    "checkpoint_resume": Program(),
+    "amp_autocast": Program(),
+    "transformer_classifier": Program(),
+    "grad_accumulation": Program(),
+    "ddp_checkpoint": Program(launch_nproc=2),
+    # torchvision programs: PyTorch's side would need torchvision, and their data or initial weights come
+    # from each framework's own generator (FakeData, torch.manual_seed), so they only have to run.
+    "transfer_finetune": Program(rel_tolerance=None),
+    "cifar_tutorial": Program(rel_tolerance=None, needs=("PIL",)),
+    "fakedata_pipeline": Program(rel_tolerance=None),
 }
 
 # Not anchored to a line start: children of mp.spawn share one pipe and may interleave their lines.
