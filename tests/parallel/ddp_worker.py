@@ -13,7 +13,7 @@ import numpy as np
 import disttorch as torch
 import disttorch.distributed as dist
 from disttorch import nn
-from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from disttorch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 from disttorch.nn.parallel import comm_hooks
 from disttorch.utils.data import DataLoader, TensorDataset
@@ -303,6 +303,34 @@ def scenario_comm_hooks():
     for hook in (default_hooks.fp16_compress_hook, default_hooks.bf16_compress_hook):
         ddp, reference = _hooked_training(None, hook)
         assert_same(ddp, reference, hook.__name__, rtol=2e-2, atol=2e-3)
+
+
+def scenario_powersgd():
+    """At full rank PowerSGD rebuilds the exact average (P orthonormal and square), so training matches
+    the single process once it takes over at step 3; error feedback residuals cancel across ranks."""
+    data = dataset(MLP, steps=6)
+    state = powerSGD_hook.PowerSGDState(None, matrix_approximation_rank=64, start_powerSGD_iter=2,
+                                        min_compression_rate=0, random_seed=7)
+    ddp = DDP(build(MLP))
+    ddp.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
+    train(ddp, my_batches(data))
+    assert_same(ddp, train(build(MLP), global_batches(data)), "full-rank PowerSGD", rtol=1e-8, atol=1e-10)
+    assert state.iter == 6 and set(state.error_dict) == {0}
+    residual = torch.from_numpy(state.error_dict[0].copy())
+    dist.all_reduce(residual)
+    np.testing.assert_allclose(residual.numpy(), 0, atol=1e-10)
+    # Rank 1 really compresses: several times fewer numbers than the gradients hold.
+    low = powerSGD_hook.PowerSGDState(None, matrix_approximation_rank=1, start_powerSGD_iter=2)
+    ddp = DDP(build(MLP))
+    ddp.register_comm_hook(low, powerSGD_hook.powerSGD_hook)
+    train(ddp, my_batches(data))
+    assert low.compression_stats()[0] > 2, low.compression_stats()
+    try:
+        powerSGD_hook.PowerSGDState(None, start_powerSGD_iter=1)
+    except ValueError as err:
+        assert "start_powerSGD_iter" in str(err)
+    else:
+        raise AssertionError("start_powerSGD_iter <= 1 with error feedback must raise")
 
 
 def scenario_error_feedback():

@@ -1,2 +1,2 @@
 """torch.distributed.algorithms.ddp_comm_hooks: the built-in DDP communication hooks."""
-from . import default_hooks  # noqa: F401
+from . import default_hooks, powerSGD_hook  # noqa: F401
