@@ -1,8 +1,10 @@
 """DDP throughput: one process vs disttorch DDP x2 vs torch DDP (gloo) x2, same run, same data.
 
 MLP 784-512-256-10, batch 128 per rank, SGD, one BLAS thread per process.
-Last line: `ddp: scaling_efficiency=E vs_torch_ddp=R overlap=O`
+Last line: `ddp: scaling_efficiency=E ceiling=C of_ceiling=E/C vs_torch_ddp=R overlap=O`
   E = disttorch DDP x2 samples/s / (2 x single-process samples/s)
+  C = the same for two processes that train without DDP but meet at a barrier every step: what two
+      ranks sharing this machine can reach at best with one synchronisation per step
   R = disttorch DDP x2 samples/s / torch DDP x2 samples/s
   O = fraction of the all-reduce time hidden behind backward
 With one core per rank (2 ranks on this 2-core machine) DDP all-reduces each bucket inline, since a
@@ -79,6 +81,10 @@ def worker(kind, steps):
         model = build(disttorch)
         if kind == "single":
             result = {"seconds": train(disttorch, model, make_data(disttorch, steps, rank))[0]}
+        elif kind == "ceiling":
+            dist.init_process_group("zmq")
+            result = {"seconds": train(disttorch, BarrierEveryStep(model, dist), make_data(disttorch, steps, rank))[0]}
+            dist.destroy_process_group()
         else:
             dist.init_process_group("zmq")
             ddp = disttorch.nn.parallel.DistributedDataParallel(model)
@@ -89,6 +95,20 @@ def worker(kind, steps):
             dist.destroy_process_group()
     if rank == 0:
         print("RESULT " + json.dumps(result), flush=True)
+
+
+class BarrierEveryStep:
+    """A model whose forward first waits at a barrier: one synchronisation per step, no gradients sent."""
+
+    def __init__(self, model, dist):
+        self.model, self.dist = model, dist
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, x):
+        self.dist.barrier()
+        return self.model(x)
 
 
 def comm_alone(dist, buckets, reps=20):
@@ -133,10 +153,10 @@ def main():
     if args.worker:
         worker(args.worker, args.steps + WARMUP)
         return
-    rates = {"single": [], "disttorch": [], "torch": []}
+    rates = {"single": [], "ceiling": [], "disttorch": [], "torch": []}
     overlaps, waits = [], []
     for _ in range(args.rounds):  # alternate the contenders so drift on the machine hits all alike
-        for kind, nproc in (("single", 1), ("disttorch", 2), ("torch", 2)):
+        for kind, nproc in (("single", 1), ("ceiling", 2), ("disttorch", 2), ("torch", 2)):
             r = launch(kind, nproc, args.steps)
             rates[kind].append(nproc * BATCH * args.steps / r["seconds"])
             if kind == "disttorch":
@@ -144,9 +164,11 @@ def main():
                 overlaps.append(min(max(hidden, 0.0), 1.0))
                 waits.append((r["exposed_per_step"], r["comm_per_step"]))
     best = {k: max(v) for k, v in rates.items()}
-    for kind, label in (("single", "1 process"), ("disttorch", "disttorch DDP x2"), ("torch", "torch DDP gloo x2")):
+    for kind, label in (("single", "1 process"), ("ceiling", "2 processes, barrier"), ("disttorch", "disttorch DDP x2"),
+                        ("torch", "torch DDP gloo x2")):
         print(f"{label:>20}: {best[kind]:9.0f} samples/s")
     efficiency = best["disttorch"] / (2 * best["single"])
+    ceiling = best["ceiling"] / (2 * best["single"])
     versus = best["disttorch"] / best["torch"]
     overlap = sorted(overlaps)[len(overlaps) // 2]
     for exposed, alone in waits:
@@ -154,7 +176,8 @@ def main():
               f"{alone * 1e3:.2f} ms/step alone")
     print(f"torch DDP scaling efficiency for reference: {best['torch'] / (2 * best['single']):.2f} "
           "(vs disttorch single process)")
-    print(f"ddp: scaling_efficiency={efficiency:.2f} vs_torch_ddp={versus:.2f} overlap={overlap:.2f}")
+    print(f"ddp: scaling_efficiency={efficiency:.2f} ceiling={ceiling:.2f} of_ceiling={efficiency / ceiling:.2f} "
+          f"vs_torch_ddp={versus:.2f} overlap={overlap:.2f}")
 
 
 if __name__ == "__main__":
