@@ -7,11 +7,7 @@ checks, state_dicts and pickled references all agree between the two names.
 import importlib
 import importlib.abc
 import importlib.machinery
-import os
 import sys
-
-# Children (multiprocessing spawn, launcher workers) read this to install the alias themselves.
-ENV_FLAG = "DISTTORCH_AS_TORCH"
 
 # Most specific prefix first: torchvision must not be read as torch + "vision".
 _PREFIXES = (("torchvision", "disttorch.vision"), ("torch", "disttorch"))
@@ -57,7 +53,7 @@ class TorchAliasFinder(importlib.abc.MetaPathFinder):
 
 
 def install():
-    """Put the alias at the front of sys.meta_path for this process (and, via the environment, its children).
+    """Put the alias at the front of sys.meta_path for this process.
 
     Raises AliasRefused (a RuntimeError) when a real `torch` is already imported: two frameworks under one name would mix
     tensors of both kinds without a clear error.
@@ -72,7 +68,6 @@ def install():
                 "before it.")
     if not any(isinstance(finder, TorchAliasFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, TorchAliasFinder())
-    os.environ[ENV_FLAG] = "1"
 
 
 def installed():

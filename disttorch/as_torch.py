@@ -12,15 +12,15 @@ child first and then runs the script there as `__mp_main__`.
 """
 import builtins
 import importlib.machinery
+import importlib.util
 import os
-import runpy
 import sys
 import types
 
 from . import _torch_alias
 
-# The script a spawned child must re-run (its absolute path); read by disttorch._as_torch_mp_main.
-MAIN_PATH_ENV = "DISTTORCH_AS_TORCH_MAIN"
+# What a spawned child must re-run as its __main__; read by disttorch._as_torch_mp_main.
+MAIN_ENV = "DISTTORCH_AS_TORCH_MAIN"
 _SPAWN_MAIN_MODULE = "disttorch._as_torch_mp_main"
 
 _USAGE = "usage: python -m disttorch.as_torch (script.py | -m module) [args...]"
@@ -31,40 +31,66 @@ def run_path(path, args=()):
     _torch_alias.install()
     path = os.fspath(path)
     absolute = os.path.abspath(path)
-    with open(absolute, "rb") as handle:
-        code = compile(handle.read(), path, "exec")
-    os.environ[MAIN_PATH_ENV] = absolute
     sys.argv = [path, *args]
     sys.path[0] = os.path.dirname(absolute)
-    main = types.ModuleType("__main__")
-    main.__file__ = path
-    main.__builtins__ = builtins
-    # Named after the module that can rebuild this __main__ in a spawned child (see the docstring).
-    main.__spec__ = importlib.machinery.ModuleSpec(_SPAWN_MAIN_MODULE, None, origin=absolute)
-    sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    _run_as_main(_PATH_PREFIX + absolute)
 
 
 def run_module(name, args=()):
     """Install the alias, then run module `name` as __main__, like `python -m name args...`."""
     _torch_alias.install()
-    sys.argv = [name, *args]
     sys.path[0] = os.getcwd()
-    runpy.run_module(name, run_name="__main__", alter_sys=True)
+    code, filename, _ = _main_code(_MODULE_PREFIX + name)
+    sys.argv = [filename, *args]
+    _run_as_main(_MODULE_PREFIX + name)
+
+
+# MAIN_ENV holds "path:<absolute file>" or "module:<name>": what __main__ runs, for spawned children.
+_PATH_PREFIX = "path:"
+_MODULE_PREFIX = "module:"
+
+
+def _main_code(target):
+    """(code, file name, package) of a MAIN_ENV target."""
+    if target.startswith(_PATH_PREFIX):
+        path = target[len(_PATH_PREFIX):]
+        with open(path, "rb") as handle:
+            return compile(handle.read(), path, "exec"), path, None
+    name = target[len(_MODULE_PREFIX):]
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+    if spec.submodule_search_locations is not None:  # a package runs its __main__, as `python -m` does
+        name += ".__main__"
+        spec = importlib.util.find_spec(name)
+    return spec.loader.get_code(name), spec.origin, name.rpartition(".")[0]
+
+
+def _run_as_main(target):
+    os.environ[MAIN_ENV] = target
+    code, filename, package = _main_code(target)
+    main = types.ModuleType("__main__")
+    main.__file__ = filename
+    main.__builtins__ = builtins
+    main.__package__ = package
+    # Named after the module that can rebuild this __main__ in a spawned child (see the docstring).
+    main.__spec__ = importlib.machinery.ModuleSpec(_SPAWN_MAIN_MODULE, None, origin=filename)
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 def become_spawned_main(namespace):
-    """In a spawned child: turn `namespace` (the child's __mp_main__ globals) into the user's script."""
+    """In a spawned child: turn `namespace` (the child's __mp_main__ globals) into the user's __main__."""
     _torch_alias.install()
-    path = os.environ.get(MAIN_PATH_ENV)
-    if not path:
+    target = os.environ.get(MAIN_ENV)
+    if not target:
         raise RuntimeError(f"{_SPAWN_MAIN_MODULE} runs only in children of `python -m disttorch.as_torch`, "
-                           f"which set {MAIN_PATH_ENV}")
-    with open(path, "rb") as handle:
-        code = compile(handle.read(), path, "exec")
+                           f"which set {MAIN_ENV}")
+    code, filename, package = _main_code(target)
     for name in [key for key in namespace if not key.startswith("__")]:
         del namespace[name]
-    namespace["__file__"] = path
+    namespace["__file__"] = filename
+    namespace["__package__"] = package
     exec(code, namespace)
 
 
@@ -78,7 +104,13 @@ def main(argv=None):
             if len(argv) < 2:
                 print(_USAGE, file=sys.stderr)
                 return 2
-            run_module(argv[1], argv[2:])
+            try:
+                run_module(argv[1], argv[2:])
+            except ModuleNotFoundError as missing:
+                if missing.name != argv[1]:
+                    raise
+                print(f"disttorch.as_torch: no module named {argv[1]!r}", file=sys.stderr)
+                return 2
         else:
             if not os.path.isfile(argv[0]):
                 print(f"disttorch.as_torch: can't open file {argv[0]!r}: no such file", file=sys.stderr)

@@ -123,3 +123,34 @@ def test_launcher_as_torch_runs_each_worker_under_the_alias(tmp_path):
     assert result.returncode == 0, result.stderr
     for rank in range(2):
         assert f"[rank {rank}] __main__ ['--lr', '0.1'] [3.0, 3.0]" in result.stdout
+
+
+def test_module_mode_runs_a_package_module_whose_spawned_children_get_the_alias(tmp_path):
+    package = tmp_path / "trainer"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    _write(package / "helper.py", """
+        import torch
+
+        def total(rank):
+            return (torch.ones(2) * rank).sum().item()
+    """)
+    _write(package / "train.py", """
+        import sys
+        import torch
+        import torch.multiprocessing as mp
+        from . import helper
+
+        def work(rank, world_size):
+            print(f"child {rank}/{world_size} {torch.__name__} {helper.total(rank)}", flush=True)
+
+        if __name__ == "__main__":
+            print("argv", sys.argv[1:], flush=True)
+            mp.spawn(work, args=(2,), nprocs=2, join=True)
+    """)
+    result = _run(["-m", "disttorch.as_torch", "-m", "trainer.train", "--x", "1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = sorted(result.stdout.strip().splitlines())
+    assert lines == ["argv ['--x', '1']", "child 0/2 disttorch 0.0", "child 1/2 disttorch 2.0"]
+    missing = _run(["-m", "disttorch.as_torch", "-m", "no_such_module"], tmp_path)
+    assert missing.returncode == 2 and "no_such_module" in missing.stderr
