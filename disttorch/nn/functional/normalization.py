@@ -140,7 +140,7 @@ class LayerNorm(Function):
         xp = get_array_module(x)
         rows = x.reshape(-1, features)
         scale = rows.dtype.type(1.0 / features)
-        mean = xp.add.reduce(rows, axis=1, keepdims=True)
+        mean = rows.sum(axis=1, keepdims=True)
         mean *= scale
         xhat = rows - mean
         var = xp.einsum("ij,ij->i", xhat, xhat)[:, None]
@@ -169,13 +169,13 @@ class LayerNorm(Function):
         xp = get_array_module(xhat)
         g = grad.reshape(xhat.shape)
         grad_w = xp.einsum("ij,ij->j", g, xhat).reshape(weight_shape) if need_w else None
-        grad_b = xp.add.reduce(g, axis=0).reshape(bias_shape) if need_b else None
+        grad_b = g.sum(axis=0).reshape(bias_shape) if need_b else None
         grad_x = None
         if need_x:
             # dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), row by row
             grad_xhat = g * weight.reshape(-1) if weight is not None else g.copy()
             scale = xhat.dtype.type(1.0 / xhat.shape[1])
-            row_mean = xp.add.reduce(grad_xhat, axis=1, keepdims=True)
+            row_mean = grad_xhat.sum(axis=1, keepdims=True)
             row_mean *= scale
             row_dot = xp.einsum("ij,ij->i", grad_xhat, xhat)[:, None]
             row_dot *= scale
