@@ -9,6 +9,8 @@ import sys
 from . import grad_mode
 
 _UNSHARED_REFS = 3
+# Below this many elements a fresh sum costs no more than checking whether an in-place one is safe.
+_IN_PLACE_MIN_SIZE = 4096
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after they "
@@ -369,7 +371,7 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 prev = pending.get(nxt)
                 if prev is None:
                     pending[nxt] = g
-                elif _private_sum(prev, g):
+                elif prev.size >= _IN_PLACE_MIN_SIZE and _private_sum(prev, g):
                     prev += g
                 else:
                     pending[nxt] = prev + g

@@ -558,7 +558,7 @@ def test_fan_in_accumulation_never_writes_through_a_shared_gradient():
     torch = pytest.importorskip("torch")
     grads = []
     for lib in (disttorch, torch):
-        p = lib.tensor(np.arange(1.0, 5.0), requires_grad=True)
+        p = lib.tensor(np.linspace(0.0, 3.0, 5000), requires_grad=True)  # big enough to be summed in place
         a, b = p * 1.0, p * 2.0
         h = a + b  # add's backward hands one array to both a and b, which each get more gradient later
         ((a * 5.0 + b * 7.0) + h).sin().sum().backward()
