@@ -7,7 +7,7 @@ worker caps its address space (``resource.setrlimit(RLIMIT_AS)``) at its size af
 with MALLOC_ARENA_MAX=1: glibc would otherwise reserve 64 MiB of address space per thread that
 mallocs, which counts against the cap without being used. Then, at a size
 all three fit, seconds per step of DDP, FSDP FULL_SHARD and FSDP SHARD_GRAD_OP at 2 ranks, in
-alternating rounds.
+alternating rounds, at batch STEP_BATCH.
 
 Last line: `sharding: zero_max_params_ratio=X fsdp_max_params_ratio=Y fsdp_step_ratio=Z`
   X, Y = largest parameter count that fits with ZeRO / FSDP over DDP's, at 2 ranks
@@ -27,6 +27,9 @@ import _timing  # noqa: E402,F401  (one BLAS thread per process, inherited by th
 
 DEPTH = 8
 BATCH = 16
+# Step times use a larger batch, so that compute (which FULL_SHARD partly redoes) weighs as it
+# would in training rather than the optimizer step alone.
+STEP_BATCH = 128
 MODES = ("ddp", "zero", "fsdp")
 
 
@@ -74,7 +77,7 @@ def vm_bytes():
     raise RuntimeError("no VmSize in /proc/self/status")
 
 
-def worker(mode, width, steps, budget_mb):
+def worker(mode, width, steps, budget_mb, batch):
     import numpy as np
 
     import disttorch as torch
@@ -87,7 +90,7 @@ def worker(mode, width, steps, budget_mb):
         cap = vm_bytes() + budget_mb * (1 << 20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     rng = np.random.default_rng(dist.get_rank())
-    x = torch.from_numpy(rng.standard_normal((BATCH, width)).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((batch, width)).astype(np.float32))
     model, optimizer = wrap(mode, build(width))
     times = []
     for _ in range(steps):
@@ -101,7 +104,7 @@ def worker(mode, width, steps, budget_mb):
 
 
 # ---- driver side --------------------------------------------------------------------------------
-def run_job(mode, width, world_size, steps, budget_mb, timeout=120):
+def run_job(mode, width, world_size, steps, budget_mb, batch=BATCH, timeout=120):
     """Per-rank step times, or None if any rank failed (ran out of memory under the cap)."""
     port = free_port()
     procs = []
@@ -110,7 +113,8 @@ def run_job(mode, width, world_size, steps, budget_mb, timeout=120):
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DISTTORCH_SECRET="bench-sharding",
                    MALLOC_ARENA_MAX="1")
         procs.append(subprocess.Popen(
-            [sys.executable, __file__, "--worker", mode, str(width), str(steps), str(budget_mb)],
+            [sys.executable, __file__, "--worker", mode, str(width), str(steps), str(budget_mb),
+             str(batch)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     results = []
     try:
@@ -144,7 +148,7 @@ def step_seconds(width, rounds, steps):
     best = {}
     for _ in range(rounds):
         for mode in ("ddp", "fsdp", "fsdp_grad_op"):
-            times = run_job(mode, width, 2, steps, 0)
+            times = run_job(mode, width, 2, steps, 0, STEP_BATCH)
             if times is None:
                 raise RuntimeError(f"{mode} failed at width {width} without a memory cap")
             per_step = max(sorted(rank_times[1:])[len(rank_times[1:]) // 2] for rank_times in times)
@@ -177,7 +181,8 @@ def main():
     seconds = step_seconds(args.step_width, args.rounds, args.steps)
     for mode, value in seconds.items():
         print(f"step at width {args.step_width} ({parameter_count(args.step_width) / 1e6:.1f}M "
-              f"params) x2: {mode} {value * 1e3:.1f} ms ({value / seconds['ddp']:.2f}x DDP)")
+              f"params), batch {STEP_BATCH} per rank, x2: {mode} {value * 1e3:.1f} ms "
+              f"({value / seconds['ddp']:.2f}x DDP)")
     first = int(args.worlds.split(",")[0])
     print(f"sharding: zero_max_params_ratio={ratios['zero', first]:.2f} "
           f"fsdp_max_params_ratio={ratios['fsdp', first]:.2f} "
@@ -186,6 +191,6 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:
         main()

@@ -6,7 +6,7 @@ header) and plain ndarrays. Nothing here knows about tensors, devices or
 threads; process_group.py adds those. When every rank of the group shares
 this host, all_reduce and all_gather of larger arrays move their data through
 shared memory instead (shm.py) and only signal over the channel; so does
-reduce_scatter.
+reduce_scatter, up to SHM_REDUCE_SCATTER_MAX_BYTES.
 
 Large arrays move in pieces of at most ``PIECE_BYTES`` so that receiving,
 reducing and forwarding overlap. Buffers handed to ZeroMQ without a copy are
@@ -24,6 +24,12 @@ DIRECT_BYTES = int(os.environ.get("DISTTORCH_DIRECT_BYTES", 256 << 10))
 # Copying buffers into ZeroMQ beats tracking their release up to a few hundred
 # KiB: the release notice travels through pyzmq's garbage-collector thread.
 ZERO_COPY_MIN_BYTES = 512 << 10
+
+# reduce_scatter through shared memory stages each rank's whole input in its file, which every
+# peer maps: N times the input in each process's address space. Larger inputs stream over the
+# sockets, keeping FSDP's memory per rank near 1/N.
+SHM_REDUCE_SCATTER_MAX_BYTES = int(os.environ.get("DISTTORCH_SHM_REDUCE_SCATTER_MAX_BYTES",
+                                                  4 << 20))
 
 REDUCE_UFUNCS = {
     "sum": np.add, "avg": np.add, "product": np.multiply, "min": np.minimum,
@@ -287,7 +293,8 @@ def reduce_scatter(ch, out, source, op):
     if ch.size == 1:
         out[...] = source
         finish_reduction(op, out, 1)
-    elif ch.shm is not None and ch.shm.usable_for(source.nbytes, source.nbytes):
+    elif (ch.shm is not None and source.nbytes <= SHM_REDUCE_SCATTER_MAX_BYTES
+          and ch.shm.usable_for(source.nbytes, source.nbytes)):
         ch.shm.reduce_scatter(ch, out, source, op,
                               lambda channel: _reduce_scatter_sockets(channel, out, source, op))
     else:
