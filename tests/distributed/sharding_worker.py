@@ -24,6 +24,7 @@ from disttorch.distributed.fsdp import flat_param
 from disttorch.distributed.fsdp.wrap import (ModuleWrapPolicy, size_based_auto_wrap_policy,
                                              transformer_auto_wrap_policy)
 from disttorch.distributed.optim import ZeroRedundancyOptimizer
+from disttorch.distributed.optim import zero_redundancy_optimizer as zero_module
 from disttorch.nn.parallel import DistributedDataParallel as DDP
 
 RANK = int(os.environ["RANK"])
@@ -160,6 +161,11 @@ def zero_bucket_view_and_comm_hook():
     for step in range(STEPS):
         train_step(model, optimizer, *my_slice(global_batch("mlp", step)))
     assert_same_parameters(expected, model.module, "ZeRO with bucket views and a comm hook")
+    # Every parameter broadcast in place, as large ones are.
+    zero_module._LONE_BROADCAST_BYTES = 0
+    model, _ = zero_training("mlp", "adam")
+    zero_module._LONE_BROADCAST_BYTES = 1 << 20
+    assert_same_parameters(expected, model.module, "ZeRO broadcasting parameters in place")
     report("zero_bucket_view_and_comm_hook")
 
 

@@ -3,8 +3,9 @@
 The parameters are split once into ``world_size`` near-equal shards (largest first, each to the
 rank holding the fewest elements so far, as PyTorch does). Every rank's ``step`` updates only its
 shard with the local optimizer (``self.optim``), then each rank's updated shard is broadcast from
-its owner, one flat message per owner and dtype. Gradients must already be averaged (DDP does that),
-so optimizer state, the largest per-parameter cost of Adam-like optimizers, shrinks to 1/N per rank.
+its owner (parameters of 1 MiB or more in place, smaller ones in one flat message per owner and
+dtype). Gradients must already be averaged (DDP does that), so optimizer state, the largest
+per-parameter cost of Adam-like optimizers, shrinks to 1/N per rank.
 """
 import io
 from collections import defaultdict
@@ -20,6 +21,10 @@ from ...optim.optimizer import Optimizer, _cast_state_value
 from ..algorithms.join import Join, JoinHook, Joinable
 
 __all__ = ["ZeroRedundancyOptimizer"]
+
+# Parameters this large are broadcast in place; smaller ones travel together in one flat message
+# per owner, which costs a copy but saves a collective per parameter.
+_LONE_BROADCAST_BYTES = 1 << 20
 
 
 class _ZeROJoinHook(JoinHook):
@@ -131,7 +136,14 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         if not self.parameters_as_bucket_view:
             return
         for rank in range(self.world_size):
-            for params in _by_dtype(self._params_of_rank(rank)):
+            small = []
+            for p in self._params_of_rank(rank):
+                if p._data.nbytes >= _LONE_BROADCAST_BYTES and p._data.flags.c_contiguous:
+                    dist.broadcast(p.detach(), src=self._global(rank), group=self.process_group)
+                    p._vc[0] += 1
+                else:
+                    small.append(p)
+            for params in _by_dtype(small):
                 xp = get_array_module(params[0]._data)
                 flat = xp.concatenate([p._data.reshape(-1) for p in params])
                 offset = 0
@@ -171,7 +183,14 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
                 p._vc[0] += 1
             return
         for rank in range(self.world_size):
-            for params in _by_dtype(self._params_of_rank(rank)):
+            small = []
+            for p in self._params_of_rank(rank):
+                if p._data.nbytes >= _LONE_BROADCAST_BYTES and p._data.flags.c_contiguous:
+                    dist.broadcast(p.detach(), src=self._global(rank), group=self.process_group)
+                    p._vc[0] += 1
+                else:
+                    small.append(p)
+            for params in _by_dtype(small):
                 xp = get_array_module(params[0]._data)
                 flat = Tensor._wrap(xp.concatenate([p._data.reshape(-1) for p in params])
                                     if rank == self.rank else
