@@ -412,6 +412,32 @@ def scenario_shm_one_rank_off():
     report(rank=RANK, error=_catch(lambda: dist.all_reduce(t(np.ones(1 << 18, np.float32)))))
 
 
+def scenario_early_sends():
+    """Async all_reduces that send everything as they are issued (straight to the peers) mixed with
+    ones the communication thread runs later (the ring), some deferred to Work.wait(), ranks skewed:
+    messages of later collectives arrive before earlier ones finish, and every result is exact."""
+    import disttorch.comm as comm
+    dist.init_process_group("zmq", timeout=60)
+    group = comm.world().default_group
+    check = Checker()
+    sizes = [1000, 200_000, 3000, 150_000, 10]  # direct, ring, direct, ring, direct (3 ranks)
+    for salt in range(6):
+        everyone = [[values(rank, np.float32, size, salt * 10 + index) for rank in range(WORLD)]
+                    for index, size in enumerate(sizes)]
+        arrays = [mine[RANK].copy() for mine in everyone]
+        works = []
+        for array in arrays:
+            works.append(group.all_reduce(array, ReduceOp.SUM, async_op=True, deferred=salt % 2 == 1))
+            if salt >= 4:
+                time.sleep(0.01 * RANK)
+        for work in works:
+            work.wait()
+        for index, array in enumerate(arrays):
+            check.equal(array, functools.reduce(np.add, everyone[index]), f"all_reduce x{sizes[index]}")
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count)
+
+
 def scenario_init_only():
     dist.init_process_group("zmq", timeout=2)
     dist.destroy_process_group()

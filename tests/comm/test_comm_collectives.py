@@ -44,3 +44,11 @@ def test_collective_matrix_over_shared_memory(world_size):
     assert_all_ok(results)
     assert all(reports(output)[-1]["checks"] > 500 for _, output in results)
     assert shm_files_of(procs) == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_early_sends_mixed_with_later_collectives(world_size):
+    results = run_job("early_sends", world_size, env={"DISTTORCH_SHM": "0"}, timeout=110)
+    assert_all_ok(results)
+    assert all(reports(output)[-1]["checks"] == 30 for _, output in results)
