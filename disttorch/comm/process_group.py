@@ -159,9 +159,10 @@ class ProcessGroup:
         caller's thread: it may send everything this rank contributes and return
         ``rest(channel)`` to run in order with the other collectives (or None to run
         ``algorithm`` there instead). It may receive only while the executor is idle,
-        as the sockets it reads are then the caller's alone. With ``deferred``, ``rest`` waits for Work.wait()
-        and runs in the waiting thread, so no second thread competes for the cores;
-        a collective that cannot start early then runs to completion right away.
+        as the sockets it reads are then the caller's alone. With ``deferred``,
+        ``rest`` waits for Work.wait() and runs in the waiting thread, so no second
+        thread competes for the cores; a collective that cannot start early then
+        runs to completion right away.
         """
         if self._failure is not None:
             raise DistBackendError(
