@@ -62,8 +62,8 @@ class HostHierarchy:
             padded[:buf.size] = buf
         shard = np.empty(shard_size, buf.dtype)
         partial_op = "sum" if op == "avg" else op
-        algo.reduce_scatter(self.host.open_channel("reduce_scatter", buf.dtype, (shard_size,), partial_op),
-                            shard, padded, partial_op)
+        _reduce_scatter_in_host(self.host.open_channel("reduce_scatter", buf.dtype, (shard_size,), partial_op),
+                                shard, padded, partial_op)
         cross_ch = self.cross.open_channel("all_reduce", buf.dtype, (shard_size,), partial_op)
         rest = algo.start_all_reduce(cross_ch, shard, partial_op)
 
@@ -78,3 +78,13 @@ class HostHierarchy:
             if padded is not buf:
                 buf[...] = padded[:buf.size]
         return finish
+
+
+def _reduce_scatter_in_host(ch, shard, source, op):
+    """reduce_scatter through shared memory at any size: unlike FSDP's inputs, what arrives here is
+    bounded by DDP's bucket cap, and staging is what keeps the host's phase cheap."""
+    if ch.shm is not None and ch.shm.usable_for(source.nbytes, source.nbytes):
+        ch.shm.reduce_scatter(ch, shard, source, op,
+                              lambda channel: algo.reduce_scatter(channel, shard, source, op))
+    else:
+        algo.reduce_scatter(ch, shard, source, op)

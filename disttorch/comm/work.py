@@ -123,6 +123,9 @@ class Executor:
 
     def _run_deferred_until(self, last):
         """Run deferred jobs in order, up to ``last`` (None: all of them)."""
+        if not self._deferred:
+            # Without this check every submission would wait for the thread's current job (the lock).
+            return
         with self._lock:
             while self._deferred:
                 job, work = self._deferred.popleft()
