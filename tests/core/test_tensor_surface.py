@@ -42,6 +42,9 @@ def same(ours, ref):
     lambda lib, x: lib.nan_to_num(lib.tensor([float("nan"), float("inf"), -float("inf"), 1.0]), nan=2.0),
     lambda lib, x: lib.tensor([5, -3, 7]) % 3,
     lambda lib, x: lib.remainder(lib.tensor([5, -3, 7]), -2),
+    lambda lib, x: lib.where(x > 0)[1],
+    lambda lib, x: lib.where(x > 0, 1.0, 0.0),
+    lambda lib, x: lib.where(x > 0, x, 0),
 ], ids=lambda f: None)
 def test_matches_torch(fn):
     same(*both(fn))

@@ -208,10 +208,16 @@ def minimum(a, b):
     return _binary(Minimum, "minimum", a, b)
 
 
-def where(condition, a, b):
+def where(condition, input=None, other=None):
+    """where(condition, input, other) picks elementwise; where(condition) is nonzero(as_tuple=True)."""
     Tensor = autograd.Tensor
     if not isinstance(condition, Tensor):
         raise TypeError("where(): argument 'condition' must be a Tensor")
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where() expected both input and other, or neither")
+    a, b = input, other
     if condition._data.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype}")
     if isinstance(a, Tensor) or isinstance(b, Tensor):
