@@ -168,6 +168,7 @@ def launch(spec: LaunchSpec) -> int:
         return exit_status_for(interrupted.signum)
     finally:
         coordinator.close()
+        signals.ignore_from_now()
 
 
 def _worker_command(script, script_args, run_module, as_torch):

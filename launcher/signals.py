@@ -16,6 +16,13 @@ class StopSignals:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._handle)
 
+    def ignore_from_now(self) -> None:
+        """The outcome is decided: later signals are ignored. Python drops its handlers while the interpreter
+        shuts down, so a late SIGTERM (compose stopping every container once one died) would otherwise turn
+        the job's exit status into 143."""
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
     def _handle(self, signum, frame) -> None:
         self.received.append(signum)
 
