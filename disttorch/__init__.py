@@ -31,6 +31,8 @@ from .core.ops.indexing import (  # noqa: F401
     gather, index_add, index_fill, index_select, masked_fill, masked_select, scatter, scatter_add,
 )
 from .core.ops.linalg import addmm, baddbmm, bmm, dot, einsum, matmul, mm, outer, tensordot  # noqa: F401
+from .core.ops.matrix_functions import det, logdet, matrix_power, slogdet  # noqa: F401
+from .core.ops.matrix_functions import inv as inverse  # noqa: F401
 from .core.ops.reduction import (  # noqa: F401
     amax, amin, argmax, argmin, cumprod, cumsum, log_softmax, logsumexp, max, mean, min, norm, prod, softmax,
     std, std_mean, sum, var, var_mean,
@@ -80,7 +82,7 @@ default_generator = _random.default_generator
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx",
+_SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx", "linalg",
                "quantization", "futures", "backends", "accelerator", "cpu", "xpu", "multiprocessing", "amp",
                "serialization", "profiler"}
 # torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
@@ -233,6 +235,10 @@ def get_autocast_dtype(device_type):
 def erf(input):
     from .nn.functional import erf as _erf
     return _erf(input)
+
+
+def pinverse(input, rcond=1e-15):
+    return input.pinverse(rcond)
 
 
 def ceil(input):

@@ -10,6 +10,7 @@ from .device import CPU, as_device, device as Device
 from .ops import elementwise as ew
 from .ops import indexing as ix
 from .ops import linalg as la
+from .ops import matrix_functions as mf
 from .ops import reduction as rd
 from .ops import shape as sh
 from .ops import sorting as so
@@ -599,6 +600,14 @@ class Tensor:
     outer = ger = la.outer
     addmm = la.addmm
     baddbmm = la.baddbmm
+    det = mf.det
+    inverse = mf.inv
+    logdet = mf.logdet
+    slogdet = mf.slogdet
+    matrix_power = mf.matrix_power
+
+    def pinverse(self, rcond=1e-15):
+        return mf.pinv(self, rtol=rcond)
 
     def erf(self):
         from ..nn.functional import erf

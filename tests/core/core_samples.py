@@ -73,6 +73,37 @@ PERMUTATION_INDEX = np.array([[2, 0, 1], [1, 2, 0]], dtype=np.int64)
 WITH_ZERO = np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]])
 
 
+def _well_conditioned(lib, a):
+    return a + 3 * lib.eye(a.shape[-1], dtype=lib.float64)
+
+
+def _spd(lib, a):
+    return a @ a.mT + a.shape[-1] * lib.eye(a.shape[-1], dtype=lib.float64)
+
+
+def _qr(lib, a, mode="reduced"):
+    q, r = lib.linalg.qr(a, mode=mode)
+    return lib.cat([q.flatten(), 2 * r.flatten()])
+
+
+def _eigh(lib, a, uplo="L"):
+    values, vectors = lib.linalg.eigh(a + a.mT, UPLO=uplo)
+    # Squared entries: an eigenvector's sign is arbitrary, so only sign-blind functions of it are defined.
+    return lib.cat([values.flatten(), (vectors * vectors).flatten()])
+
+
+def _svd(lib, a, full_matrices=False):
+    u, s, vh = lib.linalg.svd(a, full_matrices=full_matrices)
+    k = s.shape[-1]
+    u, vh = u[..., :k], vh[..., :k, :]
+    return lib.cat([s.flatten(), (u * u).flatten(), 2 * (vh * vh).flatten()])
+
+
+def _slogdet(lib, a):
+    sign, logabsdet = lib.linalg.slogdet(a)
+    return sign * logabsdet
+
+
 def _std_mean(lib, a):
     std, mean = lib.std_mean(a, dim=1)
     return std + 2 * mean
@@ -281,6 +312,50 @@ SAMPLES = [
              ((2, 3), (4, 3))),
     OpSample("pad_sequence_left", lambda lib, a, b: lib.nn.utils.rnn.pad_sequence([a, b], padding_side="left"),
              ((3,), (1,))),
+    OpSample("linalg_inv", lambda lib, a: lib.linalg.inv(_well_conditioned(lib, a)), ((2, 3, 3),)),
+    OpSample("linalg_det", lambda lib, a: lib.linalg.det(a), ((2, 3, 3),)),
+    OpSample("linalg_slogdet", _slogdet, ((2, 3, 3),)),
+    OpSample("linalg_solve", lambda lib, a, b: lib.linalg.solve(_well_conditioned(lib, a), b), ((3, 3), (3, 2))),
+    OpSample("linalg_solve_vector_broadcast", lambda lib, a, b: lib.linalg.solve(_well_conditioned(lib, a), b),
+             ((2, 3, 3), (3,))),
+    OpSample("linalg_solve_right", lambda lib, a, b: lib.linalg.solve(_well_conditioned(lib, a), b, left=False),
+             ((3, 3), (2, 3))),
+    OpSample("linalg_cholesky", lambda lib, a: lib.linalg.cholesky(_spd(lib, a)), ((2, 3, 3),)),
+    OpSample("linalg_cholesky_upper", lambda lib, a: lib.linalg.cholesky(_spd(lib, a), upper=True), ((3, 3),)),
+    OpSample("linalg_qr_tall", _qr, ((2, 4, 3),)),
+    OpSample("linalg_qr_wide", _qr, ((3, 5),)),
+    OpSample("linalg_qr_complete_square", lambda lib, a: _qr(lib, a, "complete"), ((3, 3),)),
+    OpSample("linalg_eigh", _eigh, ((2, 3, 3),)),
+    OpSample("linalg_eigh_upper", lambda lib, a: _eigh(lib, a, "U"), ((4, 4),)),
+    OpSample("linalg_svd_tall", _svd, ((2, 4, 3),)),
+    OpSample("linalg_svd_wide", _svd, ((3, 5),)),
+    OpSample("linalg_svd_full_matrices", lambda lib, a: _svd(lib, a, True), ((4, 3),)),
+    OpSample("linalg_svdvals", lambda lib, a: lib.linalg.svdvals(a), ((2, 3, 4),)),
+    OpSample("linalg_pinv_tall", lambda lib, a: lib.linalg.pinv(a), ((4, 3),)),
+    OpSample("linalg_pinv_wide", lambda lib, a: lib.linalg.pinv(a), ((2, 3, 5),)),
+    OpSample("linalg_matrix_power", lambda lib, a: lib.linalg.matrix_power(a, 5), ((3, 3),)),
+    OpSample("linalg_matrix_power_negative", lambda lib, a: lib.linalg.matrix_power(_well_conditioned(lib, a), -2),
+             ((2, 3, 3),)),
+    OpSample("linalg_vector_norm", lambda lib, a: lib.linalg.vector_norm(a), ((3, 4),)),
+    OpSample("linalg_vector_norm_ord3_dim", lambda lib, a: lib.linalg.vector_norm(a, 3, dim=1, keepdim=True),
+             ((3, 4),)),
+    OpSample("linalg_vector_norm_inf", lambda lib, a: lib.linalg.vector_norm(a, float("inf"), dim=(0, 2)),
+             ((2, 3, 4),)),
+    OpSample("linalg_vector_norm_neg_inf", lambda lib, a: lib.linalg.vector_norm(a, float("-inf")), ((3, 4),)),
+    OpSample("linalg_vector_norm_one_keepdim", lambda lib, a: lib.linalg.vector_norm(a, 1, keepdim=True), ((3, 4),)),
+    OpSample("linalg_matrix_norm_fro", lambda lib, a: lib.linalg.matrix_norm(a), ((2, 3, 4),)),
+    OpSample("linalg_matrix_norm_nuc", lambda lib, a: lib.linalg.matrix_norm(a, "nuc", keepdim=True), ((2, 3, 4),)),
+    OpSample("linalg_matrix_norm_2", lambda lib, a: lib.linalg.matrix_norm(a, 2, dim=(0, 2)), ((3, 2, 4),)),
+    OpSample("linalg_matrix_norm_neg2", lambda lib, a: lib.linalg.matrix_norm(a, -2), ((4, 3),)),
+    OpSample("linalg_matrix_norm_1", lambda lib, a: lib.linalg.matrix_norm(a, 1), ((2, 3, 4),)),
+    OpSample("linalg_matrix_norm_neg1_keepdim", lambda lib, a: lib.linalg.matrix_norm(a, -1, keepdim=True), ((3, 4),)),
+    OpSample("linalg_matrix_norm_inf", lambda lib, a: lib.linalg.matrix_norm(a, float("inf"), dim=(2, 0)),
+             ((3, 2, 4),)),
+    OpSample("linalg_matrix_norm_neg_inf", lambda lib, a: lib.linalg.matrix_norm(a, float("-inf")), ((3, 4),)),
+    OpSample("linalg_norm_flat", lambda lib, a: lib.linalg.norm(a), ((2, 3, 4),)),
+    OpSample("linalg_norm_matrix_ord", lambda lib, a: lib.linalg.norm(a, 1), ((3, 4),)),
+    OpSample("linalg_norm_vector_ord_dim", lambda lib, a: lib.linalg.norm(a, 4, dim=-1), ((2, 3, 4),)),
+    OpSample("linalg_norm_matrix_dims", lambda lib, a: lib.linalg.norm(a, dim=(1, 2)), ((2, 3, 4),)),
     # a composite that chains many rules, as a training step does
     OpSample("mlp_like", lambda lib, x, w, b: (lib.relu(x @ w.t() + b).log_softmax(1)[:, 0]).mean(),
              ((4, 3), (5, 3), (5,))),
