@@ -140,7 +140,8 @@ class FullyShardedDataParallel(Module):
     """Shards ``module``'s parameters (and, through the optimizer, its state) across ranks.
 
     Arguments follow ``torch.distributed.fsdp.FullyShardedDataParallel``; disttorch acts on
-    ``process_group``, ``sharding_strategy`` (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD),
+    ``process_group``, ``sharding_strategy`` (FULL_SHARD, SHARD_GRAD_OP; NO_SHARD trains the
+    same way as SHARD_GRAD_OP, with the same results and sharded memory),
     ``auto_wrap_policy``, ``ignored_modules``, ``sync_module_states`` and ``use_orig_params``
     (False only); the rest (device, prefetch and mixed-precision knobs) are accepted and unused.
     """
