@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -328,6 +329,8 @@ def main():
         why = "needs root" if os.geteuid() != 0 else f"needs {', '.join(missing)}"
         print(f"bench_cluster skipped: building namespaces, veth pairs and tbf shaping {why}")
         return
+    # A plain SIGTERM would skip the `finally` that deletes the namespaces.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     hooks = [hook for hook in args.hooks.split(",") if hook]
     port = 29600
     for rate in args.rates.split(","):
