@@ -3,11 +3,14 @@ import math
 import numbers
 import warnings
 
-from ... import cat, empty, stack, zeros
+import numpy as np
+
+from ... import cat, empty, stack, tensor, zeros
 from .. import init
 from ..functional import rnn as layers_fn
 from ..functional.dropout import dropout
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, _pack_time_major, pad_packed_sequence, pad_sequence
 from .module import Module
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
@@ -90,6 +93,38 @@ class RNNBase(Module):
         return text
 
     # ---- forward ----------------------------------------------------------------------------------
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        return self._forward_tensor(input, hx)
+
+    def _forward_packed(self, packed, hx):
+        """Runs each group of equal-length sequences as one batch, so every sequence's final state is the one
+        after its own last step (the fused layers have no per-row lengths). Costs one pass per distinct length.
+        """
+        padded, lengths = pad_packed_sequence(packed)  # (T, B, *), in the caller's batch order
+        lengths = lengths.tolist()
+        outputs, finals = [None] * len(lengths), [None] * len(lengths)
+        for length in sorted(set(lengths), reverse=True):
+            rows = [b for b, n in enumerate(lengths) if n == length]
+            index = tensor(rows, device=padded.device)
+            x = padded[:length].index_select(1, index)
+            state = None if hx is None else _select_rows(hx, index)
+            out, final = self._forward_tensor(x.transpose(0, 1) if self.batch_first else x, state)
+            out = out.transpose(0, 1) if self.batch_first else out
+            for j, b in enumerate(rows):
+                outputs[b] = out[:, j]
+                finals[b] = tuple(f[:, j] for f in final) if isinstance(final, tuple) else final[:, j]
+        output = pad_sequence(outputs)
+        sorted_lengths = sorted(lengths, reverse=True)
+        if packed.sorted_indices is not None:
+            output = output.index_select(1, packed.sorted_indices)
+        data = _pack_time_major(output, np.asarray(sorted_lengths, dtype=np.int64), None).data
+        output = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        if isinstance(finals[0], tuple):
+            return output, tuple(stack([f[k] for f in finals], 1) for k in range(len(finals[0])))
+        return output, stack(finals, 1)
+
     def _time_major(self, input):
         """(T, B, I) view of the input, and whether the input was unbatched."""
         if input.dim() not in (2, 3):
@@ -159,7 +194,7 @@ class RNN(RNNBase):
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", *args, **kwargs)
         self.nonlinearity = nonlinearity
 
-    def forward(self, input, hx=None):
+    def _forward_tensor(self, input, hx=None):
         x, unbatched = self._time_major(input)
         h0 = self._initial_state(hx, x.shape[1], unbatched, x)
 
@@ -177,7 +212,7 @@ class LSTM(RNNBase):
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
 
-    def forward(self, input, hx=None):
+    def _forward_tensor(self, input, hx=None):
         x, unbatched = self._time_major(input)
         if hx is None:
             h0 = c0 = self._initial_state(None, x.shape[1], unbatched, x)
@@ -204,7 +239,7 @@ class GRU(RNNBase):
     def __init__(self, *args, **kwargs):
         super().__init__("GRU", *args, **kwargs)
 
-    def forward(self, input, hx=None):
+    def _forward_tensor(self, input, hx=None):
         x, unbatched = self._time_major(input)
         h0 = self._initial_state(hx, x.shape[1], unbatched, x)
 
@@ -215,6 +250,13 @@ class GRU(RNNBase):
 
         x, finals = self._run_layers(x, run_direction)
         return self._output(x, unbatched), self._final(finals, unbatched)
+
+
+def _select_rows(hx, index):
+    """The initial state (or LSTM's (h_0, c_0)) of the batch rows in index."""
+    if isinstance(hx, (tuple, list)):
+        return tuple(h.index_select(1, index) for h in hx)
+    return hx.index_select(1, index)
 
 
 class RNNCellBase(Module):
