@@ -179,3 +179,11 @@ def Variable(data, requires_grad=False, volatile=False):
     if requires_grad:
         data.requires_grad_(True)
     return data
+
+
+def __getattr__(name):
+    # torch.autograd.profiler is reachable after a bare `import torch`; loaded on first use.
+    if name == "profiler":
+        import importlib
+        return importlib.import_module(f"{__name__}.profiler")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -139,3 +139,16 @@ def test_cuda_activity_without_a_gpu_warns_and_profiles_the_cpu():
     with prof:
         disttorch.ones(3).sum()
     assert prof.key_averages()
+
+
+def test_autograd_profiler_spelling_after_a_bare_import():
+    model, x = _model(), disttorch.randn(3, 8)
+    with disttorch.autograd.profiler.profile(record_shapes=True) as prof:
+        with disttorch.autograd.profiler.record_function("step"):
+            model(x).sum().backward()
+    assert "step" in prof.table(sort_by="self_cpu_time_total")
+    assert prof.total_average().count == len(prof.function_events)
+    with disttorch.autograd.profiler.profile(enabled=False) as idle:
+        model(x)
+    with pytest.raises(RuntimeError, match="recorded nothing"):
+        idle.key_averages()

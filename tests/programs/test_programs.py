@@ -2,10 +2,10 @@
 (a few through `disttorch-launch --as-torch --nproc 2`), and, where PyTorch is installed, the very same
 file on PyTorch must print the same `final_loss=...` to the tolerance named for it below.
 
-Every program builds its data and initial parameters from numpy (scripts/numpy_init.py), since the two
-frameworks' random streams differ; with that, most programs agree to float32 rounding (EXACT). All
-programs start at once on a small pool when the module's first test asks, so the folder costs about
-the time of its slowest program per core.
+The programs compared with PyTorch build their data and initial parameters from numpy
+(scripts/numpy_init.py), since the two frameworks' random streams differ; with that, most agree to
+float32 rounding (EXACT). All runs are queued on a pool of one thread per core when the module's first test
+asks, so the folder costs the programs' total run time divided by the cores.
 """
 import os
 import re
@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -35,8 +35,7 @@ class Program:
     rel_tolerance: float | None = EXACT  # None: run only, nothing to compare against (see the entry)
     launch_nproc: int = 0  # >0: run through the launcher with this many workers
     args: tuple = ()
-    xfail: str | None = None
-    needs: tuple = field(default=())  # optional packages the program imports
+    needs: tuple = ()  # optional packages the program imports
 
 
 PROGRAMS = {
@@ -123,19 +122,14 @@ def runs(tmp_path_factory):
 
 
 def _final_loss(result, label):
-    assert result.returncode == 0, f"{label} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{label} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     found = _FINAL_LOSS.findall(result.stdout)
     assert found, f"{label} printed no final_loss line:\n{result.stdout[-2000:]}"
     return float(found[-1])
 
 
-def _params():
-    for name, spec in PROGRAMS.items():
-        marks = [pytest.mark.xfail(strict=True, reason=spec.xfail)] if spec.xfail else []
-        yield pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("program", list(_params()))
+@pytest.mark.parametrize("program", list(PROGRAMS))
 def test_program_runs_under_as_torch_and_matches_torch(program, runs):
     spec = PROGRAMS[program]
     for package in spec.needs:

@@ -1,8 +1,8 @@
 """SummaryWriter with torch.utils.tensorboard's constructor and add_* methods.
 
-add_graph is a documented no-op: TensorBoard's graph view needs a GraphDef of the traced model, which
-disttorch does not build (it warns once). add_figure, add_audio, add_video, add_embedding and add_mesh
-are not provided.
+purge_step is accepted and ignored (no purge marker is written). add_graph is a documented no-op:
+TensorBoard's graph view needs a GraphDef of the traced model, which disttorch does not build (it warns
+once). add_figure, add_audio, add_video, add_embedding and add_mesh are not provided.
 """
 import os
 import socket
