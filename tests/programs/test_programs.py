@@ -63,6 +63,7 @@ PROGRAMS = {
     "transformer_classifier": Program(),
     "grad_accumulation": Program(),
     "ddp_checkpoint": Program(launch_nproc=2),
+    "seq2seq_attention": Program(),
     # torchvision programs: PyTorch's side would need torchvision, and their data or initial weights come
     # from each framework's own generator (FakeData, torch.manual_seed), so they only have to run.
     "transfer_finetune": Program(rel_tolerance=None),
