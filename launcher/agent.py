@@ -4,6 +4,7 @@ import signal
 
 from disttorch.launcher.config import LaunchSpec, RoundPlan
 from disttorch.launcher.coordination import Coordinator, NodeOutcome, RoundResult, Verdict
+from disttorch.launcher.errors import Interrupted, LaunchError
 from disttorch.launcher.output import log
 from disttorch.launcher.signals import StopSignals
 from disttorch.launcher.summary import failure_summary, interruption_message
@@ -22,9 +23,18 @@ class Agent:
     def run(self) -> int:
         """Returns the launcher's exit status: 0, 1 when the job failed, 128+signal when interrupted."""
         self.coordinator.rendezvous()
-        restart_count = 0
+        restart_count, verdict = 0, None
         while True:
-            plan = self.coordinator.begin_round(restart_count)
+            try:
+                plan = self.coordinator.begin_round(restart_count)
+            except (Interrupted, LaunchError) as stopped:
+                if verdict is None:
+                    raise
+                # Waiting for lost nodes to come back ended: report the failure that made us wait.
+                why = f"{stopped.name} while waiting to restart" if isinstance(stopped, Interrupted) \
+                    else stopped.format_message()
+                verdict.reason = f"{verdict.reason}; then {why}"
+                return self._report(verdict)
             result = self._run_round(plan)
             verdict = self.coordinator.finish_round(result, restart_count)
             if not verdict.restart:

@@ -7,16 +7,25 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from disttorch.launcher.agent import Agent, exit_status_for
 from disttorch.launcher.cluster import apply_cluster_placement
-from disttorch.launcher.config import DEFAULT_MULTI_NODE_PORT, LaunchSpec, resolve_nproc, user_secret_from_env
+from disttorch.launcher.config import (DEFAULT_MULTI_NODE_PORT, LaunchSpec, parse_nnodes, resolve_nproc,
+                                       user_secret_from_env)
 from disttorch.launcher.coordination import LocalCoordinator
 from disttorch.launcher.errors import Interrupted, LaunchError
 from disttorch.launcher.output import log
 from disttorch.launcher.rendezvous import MasterCoordinator, NodeCoordinator
 from disttorch.launcher.signals import StopSignals
 from disttorch.launcher.streams import OutputRouting, looks_like_streams, parse_streams
+
+
+def _parse_nnodes(ctx, param, value: str) -> tuple[int, int]:
+    try:
+        return parse_nnodes(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _parse_nproc(ctx, param, value: str) -> int:
@@ -80,7 +89,10 @@ class _LauncherCommand(click.Command):
 )
 @click.option("--nproc", "--nproc-per-node", "nproc", default="1", metavar="N|auto", callback=_parse_nproc,
               help="Workers on this node; auto: one per GPU, else one per CPU core (also: gpu, cpu).")
-@click.option("--nnodes", type=click.IntRange(min=1), default=1, help="Number of nodes (one launcher each).")
+@click.option("--nnodes", default="1", metavar="N|MIN:MAX", callback=_parse_nnodes,
+              help="Number of nodes (one launcher each). MIN:MAX is elastic: a job that loses nodes restarts "
+                   "on those left while at least MIN remain (needs --max-restarts); a node that comes back is "
+                   "admitted at the next restart.")
 @click.option("--node-rank", type=click.IntRange(min=0), default=0, help="This node's rank, 0..nnodes-1.")
 @click.option("--master-addr", default="127.0.0.1", help="Address of node 0, reachable from every node.")
 @click.option("--master-port", type=click.IntRange(1, 65535), default=None,
@@ -117,8 +129,11 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
       disttorch-launch --nnodes 2 --node-rank 0 --nproc 2 --master-addr 10.0.0.1 train.py
       disttorch-launch --as-torch --nproc 2 torch_train.py
     """
+    min_nodes, nnodes = nnodes
     nnodes, node_rank, master_addr, master_port = apply_cluster_placement(ctx, nnodes, node_rank, master_addr,
                                                                           master_port)
+    if ctx.get_parameter_source("nnodes") is not ParameterSource.COMMANDLINE:
+        min_nodes = nnodes  # placed by srun/mpirun: a fixed node count
     if node_rank >= nnodes:
         raise click.UsageError(f"--node-rank {node_rank} is out of range for --nnodes {nnodes}; use 0..{nnodes - 1}")
     for flag, given in (("--tee", tee), ("--redirects", redirects)):
@@ -137,6 +152,7 @@ def main(ctx, nproc, nnodes, node_rank, master_addr, master_port, max_restarts, 
     spec = LaunchSpec(
         nproc=nproc,
         nnodes=nnodes,
+        min_nodes=min_nodes,
         node_rank=node_rank,
         master_addr=master_addr,
         master_port=master_port if master_port is not None or nnodes == 1 else DEFAULT_MULTI_NODE_PORT,

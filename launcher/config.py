@@ -25,10 +25,19 @@ class LaunchSpec:
     grace_period: float
     command: tuple[str, ...]  # what follows `python -u`: a script path or `-m module`, then its args
     user_secret: str | None  # DISTTORCH_SECRET(_FILE) as the user passed it, or None
+    min_nodes: int | None = None  # --nnodes MIN:MAX: the job goes on while MIN nodes remain; None: MIN = MAX
 
     @property
     def multi_node(self) -> bool:
         return self.nnodes > 1
+
+    @property
+    def fewest_nodes(self) -> int:
+        return self.nnodes if self.min_nodes is None else self.min_nodes
+
+    @property
+    def nnodes_text(self) -> str:
+        return str(self.nnodes) if self.fewest_nodes == self.nnodes else f"{self.fewest_nodes}:{self.nnodes}"
 
     def rank_label(self, rank: int) -> str:
         return f"{self.node_rank}:{rank}" if self.multi_node else f"rank {rank}"
@@ -44,6 +53,19 @@ class RoundPlan:
     worker_master_port: int
     secret: str
     host_addr: str  # this node's address on the network that reaches node 0
+    group_rank: int = 0  # this node's index among the nodes of this attempt (nodes may have left)
+
+
+def parse_nnodes(value: str) -> tuple[int, int]:
+    """`N`, or `MIN:MAX` like torchrun: the job starts with up to MAX nodes and goes on while MIN remain."""
+    parts = value.split(":")
+    try:
+        low, high = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise ValueError(f"--nnodes expects N or MIN:MAX (e.g. 2:3); got {value!r}") from None
+    if len(parts) > 2 or not 1 <= low <= high:
+        raise ValueError(f"--nnodes expects N or MIN:MAX with 1 <= MIN <= MAX; got {value!r}")
+    return low, high
 
 
 def resolve_nproc(value: str) -> int:

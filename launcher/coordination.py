@@ -83,17 +83,21 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
         (failure for result in results for failure in result.failures),
         key=lambda failure: (failure.node_rank != first_halt_node, failure.timestamp),
     ))
-    for fatal in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
-        stopped_for = [result.reason for result in results if result.outcome is fatal]
-        if stopped_for:
-            return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(stopped_for),
-                           interrupted=fatal is NodeOutcome.INTERRUPTED)
+    interrupted_by = [result.reason for result in results if result.outcome is NodeOutcome.INTERRUPTED]
+    if interrupted_by:
+        return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(interrupted_by),
+                       interrupted=True)
     if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
         return Verdict(restart=False, failed=False, failures=[], reason="")
     failed = sum(failure.exit_code != 0 for failure in failures)
     reason = f"{failed} worker(s) failed" if failures else "the worker group was stopped"
     if failures and failures[0].exit_code == 0:
         reason = f"rank {failures[0].rank} exited (code 0) while the others still needed it; {reason}"
+    # A lost node is a failure like any other: with restarts left, the nodes that remain rendezvous
+    # again (the lost one may come back) and restart, as torchrun's agents do.
+    lost = [result.reason for result in results if result.outcome is NodeOutcome.LOST]
+    if lost:
+        reason = "; ".join(lost)
     return Verdict(restart=restart_count < max_restarts, failed=True, failures=failures, reason=reason)
 
 

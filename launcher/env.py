@@ -19,7 +19,7 @@ def worker_env(base: Mapping[str, str], spec: LaunchSpec, plan: RoundPlan, local
         LOCAL_RANK=str(local_rank),
         WORLD_SIZE=str(plan.world_size),
         LOCAL_WORLD_SIZE=str(spec.nproc),
-        GROUP_RANK=str(spec.node_rank),
+        GROUP_RANK=str(plan.group_rank),
         MASTER_ADDR=spec.master_addr,
         MASTER_PORT=str(plan.worker_master_port),
         DISTTORCH_RESTART_COUNT=str(plan.restart_count),

@@ -12,13 +12,17 @@ life:
     every node                  -> result   -> node 0        (its failures, with stderr tails)
     node 0: restart or give up  -> verdict  -> every node
 
-A connection that drops counts as a lost node and stops the job everywhere.
+A connection that drops counts as a lost node and stops the job everywhere. With --max-restarts left,
+node 0 then admits launchers again until enough nodes are there (all of them, or MIN of --nnodes
+MIN:MAX) and starts the next attempt with those; a launcher that joins while an attempt runs waits for
+the next one.
 """
 
 import collections
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import select
 import socket
@@ -36,6 +40,8 @@ POLL_SECONDS = 0.1
 # How long node 0 waits for a node's result once the job was told to stop, beyond the grace period.
 RESULT_SLACK_SECONDS = 30.0
 HANDSHAKE_SECONDS = 10.0
+# --nnodes MIN:MAX: once MIN nodes are there, the first start waits this long for more to come.
+LAST_CALL_SECONDS = 5.0
 
 
 class ConnectionLost(Exception):
@@ -121,6 +127,11 @@ class MasterCoordinator:
         self.halt_reason: str | None = None
         self.first_halt_node: int | None = None
         self.secret_offer: SecretOffer | None = None
+        # The listener (and the secret offer) stay open for the job's life: a node that was lost may come
+        # back, and is admitted at the next restart.
+        self.listener: socket.socket | None = None
+        self.joining: dict[Channel, str] = {}  # connected, greeted, not yet joined -> the nonce they must sign
+        self.round_nodes: list[int] = []  # the nodes of the attempt that runs now; empty between attempts
 
     @property
     def address(self) -> str:
@@ -130,47 +141,56 @@ class MasterCoordinator:
 
     def rendezvous(self) -> None:
         interface = listen_interface(self.spec.master_addr)
-        listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous",
-                                 interface or "")
-        try:
-            if self.spec.user_secret is None:
-                self.secret_offer = SecretOffer(self.secret, interface or "")
-                if not stays_on_this_machine(self.spec.master_addr):
-                    log(f"node 0: {unauthenticated_warning(self.address)}")
-            self._gather(listener)
-        finally:
-            if self.secret_offer is not None:
-                self.secret_offer.close()
-                self.secret_offer = None
+        self.listener = bind_listener(self.spec.master_addr, self.spec.master_port, "launcher rendezvous",
+                                      interface or "")
+        if self.spec.user_secret is None:
+            self.secret_offer = SecretOffer(self.secret, interface or "")
+            if not stays_on_this_machine(self.spec.master_addr):
+                log(f"node 0: {unauthenticated_warning(self.address)}")
+        more = self.spec.nnodes - 1 if self.spec.fewest_nodes == self.spec.nnodes \
+            else f"{self.spec.fewest_nodes - 1} to {self.spec.nnodes - 1}"
+        log(f"node 0: waiting at {self.address} for {more} more node(s) (--rdzv-timeout {self.spec.rdzv_timeout:g}s)")
+        self._gather(last_call=True)
+        joined = 1 + len(self.channels)
+        log(f"node 0: {'all ' if joined == self.spec.nnodes else ''}{joined} nodes joined; "
+            f"world size {sum(self.nproc_of_node.values())}")
 
-    def _gather(self, listener: socket.socket) -> None:
-        log(f"node 0: waiting at {self.address} for {self.spec.nnodes - 1} more node(s) "
-            f"(--rdzv-timeout {self.spec.rdzv_timeout:g}s)")
+    def _gather(self, last_call: bool) -> None:
+        """Admits launchers until all --nnodes are here, or at least MIN of --nnodes MIN:MAX (at the first
+        rendezvous, once nobody new came for LAST_CALL_SECONDS); a LaunchError after --rdzv-timeout."""
         deadline = time.monotonic() + self.spec.rdzv_timeout
-        joining: dict[Channel, str] = {}  # connected, greeted, not yet joined -> the nonce they must sign
-        try:
-            while len(self.channels) < self.spec.nnodes - 1:
-                self.signals.check()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    reason = self._timeout_message()
-                    for channel in [*joining, *self.channels.values()]:
-                        self._try_send(channel, "abort", reason=reason)
-                    raise LaunchError(reason)
-                joined = list(self.channels.values())
-                readable, _, _ = select.select([listener, *joining, *joined], [], [], min(remaining, POLL_SECONDS))
-                for source in readable:
-                    if source is listener:
-                        self._greet(listener, joining)
-                    elif source in joining:
-                        self._admit(source, joining)
-                    else:
-                        self._check_still_there(source)
-        finally:
-            listener.close()
-            for channel in joining:
-                channel.close()
-        log(f"node 0: all {self.spec.nnodes} nodes joined; world size {sum(self.nproc_of_node.values())}")
+        last_join = time.monotonic()
+        while True:
+            present = 1 + len(self.channels)
+            quiet = not last_call or time.monotonic() - last_join >= LAST_CALL_SECONDS
+            if present == self.spec.nnodes or (present >= self.spec.fewest_nodes and quiet):
+                return
+            self.signals.check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reason = self._timeout_message()
+                for channel in [*self.joining, *self.channels.values()]:
+                    self._try_send(channel, "abort", reason=reason)
+                raise LaunchError(reason)
+            self._poll(min(remaining, POLL_SECONDS))
+            if 1 + len(self.channels) > present:
+                last_join = time.monotonic()
+
+    def _poll(self, timeout: float) -> None:
+        """One wait for anything: a new launcher, a join message, or a message or hang-up of a joined node."""
+        joined = list(self.channels.values())
+        sources = [self.listener, *self.joining, *joined] if self.listener is not None else joined
+        if not sources:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select(sources, [], [], timeout)
+        for source in readable:
+            if source is self.listener:
+                self._greet(self.listener, self.joining)
+            elif source in self.joining:
+                self._admit(source, self.joining)
+            else:
+                self._read(source)
 
     def _greet(self, listener: socket.socket, joining: dict) -> None:
         sock, (peer_ip, _) = listener.accept()
@@ -210,24 +230,25 @@ class MasterCoordinator:
         self._try_send(channel, "joined")
         log(f"node 0: node {node_rank} joined from {channel.peer} ({message['host']}, {message['nproc']} workers)")
 
-    def _check_still_there(self, channel: Channel) -> None:
-        """A node that joined and left before the start frees its rank for a launcher started again."""
+    def _read(self, channel: Channel) -> None:
+        node_rank = next(rank for rank, known in self.channels.items() if known is channel)
         try:
             channel.read_ready()
         except ConnectionLost:
-            node_rank = next(rank for rank, known in self.channels.items() if known is channel)
-            del self.channels[node_rank], self.nproc_of_node[node_rank]
-            channel.close()
-            log(f"node 0: node {node_rank} left before the job started; waiting for it again")
+            self._lose(node_rank, "its launcher exited or the network failed")
+            return
+        while (message := channel.next_message()) is not None:
+            self._handle(node_rank, message)
 
     def _join_problem(self, message: dict, nonce: str) -> str | None:
         expected = {"node_rank": int, "nnodes": int, "nproc": int, "host": str}
         if message["kind"] != "join" or not all(isinstance(message.get(key), kind) for key, kind in expected.items()):
             return "expected a join message from disttorch-launch; is another program using this port?"
         node_rank = message["node_rank"]
-        if message["nnodes"] != self.spec.nnodes:
-            return (f"node {node_rank} was started with --nnodes {message['nnodes']} but node 0 with "
-                    f"--nnodes {self.spec.nnodes}; start every node with the same --nnodes")
+        nnodes_text = message.get("nnodes_text", str(message["nnodes"]))
+        if nnodes_text != self.spec.nnodes_text:
+            return (f"node {node_rank} was started with --nnodes {nnodes_text} but node 0 with "
+                    f"--nnodes {self.spec.nnodes_text}; start every node with the same --nnodes")
         if not 1 <= node_rank < self.spec.nnodes:
             return f"--node-rank {node_rank} is taken by node 0 or out of range; use 1..{self.spec.nnodes - 1}"
         if node_rank in self.channels:
@@ -250,23 +271,33 @@ class MasterCoordinator:
     # ---- one attempt ------------------------------------------------------------------------------
 
     def begin_round(self, restart_count: int) -> RoundPlan:
-        world_size = sum(self.nproc_of_node.values())
+        if restart_count:
+            missing = self.spec.fewest_nodes - 1 - len(self.channels)
+            if missing > 0:
+                log(f"node 0: waiting up to {self.spec.rdzv_timeout:g}s for {missing} node(s) to come back")
+            self._gather(last_call=False)
+        self.round_nodes = sorted([0, *self.channels])
+        world_size = sum(self.nproc_of_node[node_rank] for node_rank in self.round_nodes)
         worker_port = free_port()
-        for node_rank in list(self.channels):
+        for group_rank, node_rank in enumerate(self.round_nodes[1:], start=1):
             self._send(node_rank, "start", restart_count=restart_count, world_size=world_size,
-                       rank_offset=self._rank_offset(node_rank), worker_master_port=worker_port)
+                       rank_offset=self._rank_offset(node_rank), group_rank=group_rank,
+                       worker_master_port=worker_port)
         if self.halt_reason is not None:
             # A node was lost while the others were being started: they skip a stop sent before
             # their start, so tell them again.
             for node_rank in list(self.channels):
                 self._send(node_rank, "stop", reason=self.halt_reason)
+        if restart_count and len(self.round_nodes) < self.spec.nnodes:
+            log(f"node 0: restarting with {len(self.round_nodes)} of {self.spec.nnodes} nodes "
+                f"({', '.join(map(str, self.round_nodes))}); world size {world_size}")
         return RoundPlan(restart_count, world_size, 0, worker_port, self.secret, self.spec.master_addr)
 
     def _rank_offset(self, node_rank: int) -> int:
-        return sum(self.nproc_of_node[rank] for rank in range(node_rank))
+        return sum(self.nproc_of_node[rank] for rank in self.round_nodes if rank < node_rank)
 
     def wait(self, timeout: float) -> str | None:
-        self._serve(timeout)
+        self._poll(timeout)
         return self.halt_reason
 
     def announce_halt(self, reason: str) -> None:
@@ -275,7 +306,7 @@ class MasterCoordinator:
     def finish_round(self, result: RoundResult, restart_count: int) -> Verdict:
         self.results[0] = result
         deadline = None
-        while len(self.results) < self.spec.nnodes:
+        while set(self.round_nodes) - set(self.results):
             if self.signals.signum is not None and self.halt_reason is None:
                 reason = f"node 0's launcher got {self.signals.name}"
                 self.results[0] = RoundResult(0, NodeOutcome.INTERRUPTED, result.failures, reason)
@@ -284,37 +315,32 @@ class MasterCoordinator:
                 # Running nodes may train for hours; only a stopped job has a deadline to report back.
                 deadline = deadline or time.monotonic() + self.spec.grace_period + RESULT_SLACK_SECONDS
                 if time.monotonic() > deadline:
-                    for node_rank in set(range(self.spec.nnodes)) - set(self.results):
+                    for node_rank in set(self.round_nodes) - set(self.results):
                         self._lose(node_rank, "did not report back after the job was stopped")
                     break
-            self._serve(POLL_SECONDS)
+            self._poll(POLL_SECONDS)
         verdict = decide(list(self.results.values()), self.first_halt_node, restart_count, self.spec.max_restarts)
         for node_rank in list(self.channels):
-            self._send(node_rank, "verdict", verdict=verdict.to_json())
-        self.results, self.halt_reason, self.first_halt_node = {}, None, None
+            if node_rank in self.round_nodes:
+                self._send(node_rank, "verdict", verdict=verdict.to_json())
+            elif not verdict.restart:
+                self._send(node_rank, "abort", reason=f"the job ended before node {node_rank} could join it")
+        self.results, self.halt_reason, self.first_halt_node, self.round_nodes = {}, None, None, []
         return verdict
 
     def close(self) -> None:
-        for channel in self.channels.values():
+        for channel in [*self.channels.values(), *self.joining]:
             channel.close()
         self.channels.clear()
+        self.joining.clear()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        if self.secret_offer is not None:
+            self.secret_offer.close()
+            self.secret_offer = None
 
     # ---- messages from the nodes ------------------------------------------------------------------
-
-    def _serve(self, timeout: float) -> None:
-        if not self.channels:
-            time.sleep(timeout)
-            return
-        readable, _, _ = select.select(list(self.channels.values()), [], [], timeout)
-        for channel in readable:
-            node_rank = next(rank for rank, known in self.channels.items() if known is channel)
-            try:
-                channel.read_ready()
-            except ConnectionLost:
-                self._lose(node_rank, "its launcher exited or the network failed")
-                continue
-            while (message := channel.next_message()) is not None:
-                self._handle(node_rank, message)
 
     def _handle(self, node_rank: int, message: dict) -> None:
         if message["kind"] == "halt":
@@ -339,8 +365,13 @@ class MasterCoordinator:
 
     def _lose(self, node_rank: int, why: str) -> None:
         channel = self.channels.pop(node_rank, None)
+        self.nproc_of_node.pop(node_rank, None)
         if channel is not None:
             channel.close()
+        if node_rank not in self.round_nodes:
+            # Joined but not running anything yet: its rank is free for a launcher started again.
+            log(f"node 0: node {node_rank} left before the job started; waiting for it again")
+            return
         reason = f"lost node {node_rank}" + (f" ({channel.peer})" if channel else "") + f": {why}"
         log(reason)
         self.results[node_rank] = RoundResult(node_rank, NodeOutcome.LOST, [], reason)
@@ -381,8 +412,9 @@ class NodeCoordinator:
         proof = _proof(self.spec.user_secret, hello["nonce"]) if self.spec.user_secret else None
         request = None if self.spec.user_secret else self._ask_for_the_secret(hello)
         try:
-            self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes, nproc=self.spec.nproc,
-                       host=socket.gethostname(), proof=proof)
+            self._send("join", node_rank=self.spec.node_rank, nnodes=self.spec.nnodes,
+                       nnodes_text=self.spec.nnodes_text, nproc=self.spec.nproc, host=socket.gethostname(),
+                       proof=proof)
             self._expect(("joined",), max(HANDSHAKE_SECONDS, deadline - time.monotonic()), "accept this node")
             if request is not None:
                 # Node 0 answers before it says "joined", so the secret is on its way or here already.
@@ -439,10 +471,13 @@ class NodeCoordinator:
                 return message
 
     def begin_round(self, restart_count: int) -> RoundPlan:
-        # Node 0 may still be waiting for slower nodes; it aborts everyone itself when its timeout ends.
-        start = self._expect(("start",), self.spec.rdzv_timeout + RESULT_SLACK_SECONDS, "start the job")
+        # Node 0 starts this node or says why not (its own rendezvous timeout, the end of the job), and a
+        # lost connection ends the wait too. A node admitted while an attempt runs waits for the next
+        # restart, however long the attempt takes.
+        start = self._expect(("start",), math.inf, "start the job")
         return RoundPlan(start["restart_count"], start["world_size"], start["rank_offset"],
-                         start["worker_master_port"], self.secret, self.host_addr)
+                         start["worker_master_port"], self.secret, self.host_addr,
+                         start.get("group_rank", self.spec.node_rank))
 
     def wait(self, timeout: float) -> str | None:
         if self.lost_reason is not None:

@@ -24,3 +24,10 @@ def compose_hosts():
     hosts = _build(NetnsHosts(2, names=("master", "worker")))
     yield hosts
     hosts.destroy()
+
+
+@pytest.fixture
+def three_hosts():
+    hosts = _build(NetnsHosts(3))
+    yield hosts
+    hosts.destroy()

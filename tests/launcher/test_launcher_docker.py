@@ -65,7 +65,7 @@ def test_the_two_commands_form_one_two_node_job(compose):
     worker = _launch_params(compose["services"]["worker"])
     assert (master["node_rank"], worker["node_rank"]) == (0, 1)
     for params in (master, worker):
-        assert params["nnodes"] == 2
+        assert params["nnodes"] == (2, 2)
         assert params["nproc"] == 2
         assert params["master_addr"] == "master"
     shared = ("master_port", "script", "script_args", "run_module", "max_restarts")

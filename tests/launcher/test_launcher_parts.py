@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from disttorch.launcher.config import resolve_nproc, usable_cpu_count, user_secret_from_env
+from disttorch.launcher.config import parse_nnodes, resolve_nproc, usable_cpu_count, user_secret_from_env
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
 from disttorch.launcher.ports import listen_interface, stays_on_this_machine
 from disttorch.launcher.streams import STDERR, STDOUT, OutputRouting, parse_streams
@@ -75,11 +75,29 @@ def test_decide_restarts_until_the_budget_is_spent():
     assert not final.restart and final.failed
 
 
-def test_decide_never_restarts_after_an_interrupt_or_a_lost_node():
-    for outcome in (NodeOutcome.INTERRUPTED, NodeOutcome.LOST):
-        results = [RoundResult(0, NodeOutcome.STOPPED), RoundResult(1, outcome, reason="why")]
-        verdict = decide(results, 1, restart_count=0, max_restarts=5)
-        assert not verdict.restart and verdict.failed and verdict.reason == "why"
+def test_decide_never_restarts_after_an_interrupt():
+    results = [RoundResult(0, NodeOutcome.STOPPED), RoundResult(1, NodeOutcome.INTERRUPTED, reason="why")]
+    verdict = decide(results, 1, restart_count=0, max_restarts=5)
+    assert not verdict.restart and verdict.failed and verdict.reason == "why"
+
+
+def test_a_lost_node_restarts_the_job_while_restarts_remain():
+    """The nodes left rendezvous again (elastic --nnodes MIN:MAX, or waiting for the node to come back)."""
+    results = [RoundResult(0, NodeOutcome.STOPPED, [_failure(0)]), RoundResult(2, NodeOutcome.LOST, reason="lost node 2")]
+    verdict = decide(results, 2, restart_count=0, max_restarts=1)
+    assert verdict.restart and verdict.failed and verdict.reason == "lost node 2"
+    assert not decide(results, 2, restart_count=1, max_restarts=1).restart
+
+
+@pytest.mark.parametrize("value, expected", [("1", (1, 1)), ("3", (3, 3)), ("2:3", (2, 3)), ("1:1", (1, 1))])
+def test_parse_nnodes(value, expected):
+    assert parse_nnodes(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "3:2", "a", "1:2:3", "2:", "0:2"])
+def test_bad_nnodes(value):
+    with pytest.raises(ValueError, match="--nnodes expects N or MIN:MAX"):
+        parse_nnodes(value)
 
 
 def test_only_an_interrupt_makes_the_verdict_an_interruption():
