@@ -67,6 +67,13 @@ class Agent:
                 self._stop(group)
                 return RoundResult(node, NodeOutcome.FAILED, group.failures(), reason)
             if self.signals.signum is not None:
+                # A lost node whose hang-up is already here caused the signal (compose stops every
+                # container once one died): it stays the reason the job stopped.
+                earlier = self.coordinator.wait(0)
+                if earlier is not None:
+                    log(f"stopping the workers on node {node}: {earlier}")
+                    self._stop(group)
+                    return RoundResult(node, NodeOutcome.STOPPED, group.failures(), earlier)
                 reason = f"node {node}'s launcher got {self.signals.name}"
                 log(f"got {self.signals.name}: stopping all workers (SIGKILL after {self.spec.grace_period:g}s; "
                     f"Ctrl-C again to kill them now)")

@@ -94,11 +94,12 @@ class Channel:
             if signals is not None:
                 signals.check()
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            readable, _, _ = select.select([self.sock], [], [], min(remaining, POLL_SECONDS))
+            # Looks at the socket at least once, so timeout 0 still sees what already arrived.
+            readable, _, _ = select.select([self.sock], [], [], max(0.0, min(remaining, POLL_SECONDS)))
             if readable:
                 self.read_ready()
+            elif remaining <= 0:
+                return None
         return self._messages.popleft()
 
     def close(self) -> None:
