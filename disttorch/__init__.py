@@ -84,7 +84,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"nn", "optim", "utils", "distributed", "cuda", "autograd", "vision", "jit", "onnx", "linalg",
                "quantization", "futures", "backends", "accelerator", "cpu", "xpu", "multiprocessing", "amp",
-               "serialization", "profiler"}
+               "serialization", "profiler", "special"}
 # torch code reaches quantization as torch.ao.quantization; the names below live in subpackages.
 _ALIASES = {"ao": "quantization"}
 _FROM_SUBMODULE = {"qint8": "quantization", "quint8": "quantization", "autocast": "amp"}
@@ -239,6 +239,10 @@ def erf(input):
 
 def pinverse(input, rcond=1e-15):
     return input.pinverse(rcond)
+
+
+def erfinv(input):
+    return input.erfinv()
 
 
 def ceil(input):

@@ -613,6 +613,10 @@ class Tensor:
         from ..nn.functional import erf
         return erf(self)
 
+    def erfinv(self):
+        from ..nn.functional.activation import erfinv
+        return erfinv(self)
+
     def bfloat16(self):
         return self.to(dt.bfloat16)
 
@@ -733,6 +737,7 @@ class Tensor:
     split = sh.split
     unbind = sh.unbind
     narrow = sh.narrow
+    unfold = sh.unfold
     tril = sh.tril
     triu = sh.triu
     roll = sh.roll

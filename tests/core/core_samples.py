@@ -356,6 +356,11 @@ SAMPLES = [
     OpSample("linalg_norm_matrix_ord", lambda lib, a: lib.linalg.norm(a, 1), ((3, 4),)),
     OpSample("linalg_norm_vector_ord_dim", lambda lib, a: lib.linalg.norm(a, 4, dim=-1), ((2, 3, 4),)),
     OpSample("linalg_norm_matrix_dims", lambda lib, a: lib.linalg.norm(a, dim=(1, 2)), ((2, 3, 4),)),
+    OpSample("unfold_overlapping", lambda lib, a: a.unfold(1, 3, 2), ((2, 8, 3),)),
+    OpSample("unfold_gaps_last_dim", lambda lib, a: a.unfold(-1, 2, 3), ((3, 7),)),
+    OpSample("erfinv", lambda lib, a: lib.erfinv(lib.tanh(a)), ((3, 4),)),
+    OpSample("special_erfinv", lambda lib, a: lib.special.erfinv(a * 0.49) * 2, (Positive((3, 4)),)),
+    OpSample("special_expit_logsumexp", lambda lib, a: lib.special.logsumexp(lib.special.expit(a), 1), ((3, 4),)),
     # a composite that chains many rules, as a training step does
     OpSample("mlp_like", lambda lib, x, w, b: (lib.relu(x @ w.t() + b).log_softmax(1)[:, 0]).mean(),
              ((4, 3), (5, 3), (5,))),

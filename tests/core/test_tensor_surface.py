@@ -219,3 +219,21 @@ def test_legacy_variable_and_anomaly_switches():
     with disttorch.autograd.set_detect_anomaly(True):
         assert disttorch.autograd.is_anomaly_enabled()
     assert not disttorch.autograd.is_anomaly_enabled()
+
+
+def test_unfold_edge_cases_match_torch():
+    for lib in (disttorch, torch):
+        assert tuple(lib.tensor(2.0).unfold(0, 1, 1).shape) == (1,)
+    assert tuple(disttorch.zeros(3, 4).unfold(1, 4, 9).shape) == tuple(torch.zeros(3, 4).unfold(1, 4, 9).shape)
+    for args in [(0, 5, 1), (0, 2, 0)]:
+        with pytest.raises(RuntimeError) as theirs:
+            torch.zeros(3, 4).unfold(*args)
+        with pytest.raises(RuntimeError) as ours:
+            disttorch.zeros(3, 4).unfold(*args)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_erfinv_at_and_beyond_the_ends_matches_torch():
+    values = [-1.0, -0.9999999, 0.0, 0.9999, 1.0, 1.5]
+    np.testing.assert_allclose(disttorch.erfinv(disttorch.tensor(values)).numpy(),
+                               torch.erfinv(torch.tensor(values)).numpy(), rtol=1e-6)

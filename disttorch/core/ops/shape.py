@@ -521,6 +521,41 @@ def narrow(x, dim, start, length):
     return x[(slice(None),) * axis + (slice(start, start + length),)]
 
 
+class Unfold(Function):
+    """Tensor.unfold: windows of `size` every `step` along `axis`, as a new last dim."""
+
+    @staticmethod
+    def forward(ctx, x, axis, size, step):
+        xp = get_array_module(x)
+        ctx.geometry = (x.shape, axis, size, step)
+        windows = xp.lib.stride_tricks.sliding_window_view(x, size, axis=axis)
+        return xp.ascontiguousarray(windows[(slice(None),) * axis + (slice(None, None, step),)])
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, axis, size, step = ctx.geometry
+        xp = get_array_module(g)
+        grad = xp.zeros(shape, dtype=g.dtype)
+        count = g.shape[axis]
+        # Overlapping windows (step < size) add up: one strided add per position within the window.
+        for offset in range(size):
+            target = (slice(None),) * axis + (slice(offset, offset + (count - 1) * step + 1, step),)
+            grad[target] += g[..., offset]
+        return grad, None, None, None
+
+
+def unfold(x, dimension, size, step):
+    axis = normalize_dim(dimension, max(x._data.ndim, 1))
+    length = x._data.shape[axis] if x._data.ndim else 1
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {axis} is {length} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if x._data.ndim == 0:
+        return x.reshape(1)  # a scalar is one window of one element, as in PyTorch
+    return Unfold.apply(x, axis, int(size), int(step))
+
+
 def roll(x, shifts, dims=None):
     if dims is None:
         return reshape(Roll.apply(flatten(x), int(shifts) if not isinstance(shifts, (tuple, list)) else int(shifts[0]), 0),

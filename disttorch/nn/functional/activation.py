@@ -146,6 +146,53 @@ def erf(input):
     return Erf.apply(ew._float_input(input))
 
 
+# Giles' polynomial approximation of erfinv (central region, then tails), good to float32.
+_ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                   -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def erfinv_array(x):
+    """The inverse error function on an ndarray: ±inf at ±1, NaN outside [-1, 1]."""
+    xp = get_array_module(x)
+    work = x.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = -xp.log((1.0 - work) * (1.0 + work))
+        central, tail = w - 2.5, xp.sqrt(w) - 3.0
+        p_central = xp.zeros_like(work)
+        p_tail = xp.zeros_like(work)
+        for a, b in zip(_ERFINV_CENTRAL, _ERFINV_TAIL):
+            p_central = p_central * central + a
+            p_tail = p_tail * tail + b
+        y = xp.where(w < 5.0, p_central, p_tail) * work
+        # Two Newton steps on erf(y) = x take the float32 estimate to double precision.
+        finite = xp.isfinite(y)
+        for _ in range(2):
+            step = (erf_array(xp.where(finite, y, 0.0)) - work) / ((2.0 / _SQRT_PI) * xp.exp(-y * y))
+            y = xp.where(finite, y - step, y)
+        y = xp.where(xp.abs(work) == 1.0, xp.sign(work) * np.inf, y)
+    return y.astype(x.dtype, copy=False)
+
+
+class Erfinv(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = erfinv_array(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        xp = get_array_module(out)
+        return grad * (_SQRT_PI / 2.0) * xp.exp(out * out)
+
+
+def erfinv(input):
+    return Erfinv.apply(ew._float_input(input))
+
+
 def _gelu_kernel(xp, out, cdf, x):
     _normal_cdf_kernel(xp, cdf, x)
     xp.multiply(x, cdf, out=out)
