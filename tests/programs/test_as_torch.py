@@ -142,7 +142,10 @@ def test_module_mode_runs_a_package_module_whose_spawned_children_get_the_alias(
         from . import helper
 
         def work(rank, world_size):
-            print(f"child {rank}/{world_size} {torch.__name__} {helper.total(rank)}", flush=True)
+            # One write per line: with PYTHONUNBUFFERED, print() sends the text and its newline in
+            # two writes, so the two children's lines could interleave on the shared pipe.
+            sys.stdout.write(f"child {rank}/{world_size} {torch.__name__} {helper.total(rank)}\n")
+            sys.stdout.flush()
 
         if __name__ == "__main__":
             print("argv", sys.argv[1:], flush=True)
