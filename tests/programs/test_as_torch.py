@@ -144,7 +144,7 @@ def test_module_mode_runs_a_package_module_whose_spawned_children_get_the_alias(
         def work(rank, world_size):
             # One write per line: with PYTHONUNBUFFERED, print() sends the text and its newline in
             # two writes, so the two children's lines could interleave on the shared pipe.
-            sys.stdout.write(f"child {rank}/{world_size} {torch.__name__} {helper.total(rank)}\n")
+            sys.stdout.write(f"child {rank}/{world_size} {torch.__name__} {helper.total(rank)}\\n")
             sys.stdout.flush()
 
         if __name__ == "__main__":
