@@ -282,21 +282,21 @@ class EighOutput(_DecompositionOutput):
         xp = get_array_module(g)
         if index == 0:
             inner = xp.zeros(V.shape, dtype=V.dtype)
-            _diagonal(inner)[...] = g
+            _set_diagonal(inner, g)
         else:
             # Only the skew-symmetric part of V^T gV moves an orthogonal V; E_ij = L_j - L_i.
             VtgV = _mT(V) @ g
             skew = 0.5 * (VtgV - _mT(VtgV))
             gaps = L[..., None, :] - L[..., :, None]
-            _diagonal(gaps)[...] = np.inf
+            _set_diagonal(gaps, np.inf)
             inner = skew / gaps
         return V @ inner @ _mT(V)
 
 
-def _diagonal(array):
-    """A writable view of the last two dims' diagonal."""
-    xp = get_array_module(array)
-    return xp.einsum("...ii->...i", array)
+def _set_diagonal(array, values):
+    """Write values on the diagonal of the last two dims, in place."""
+    positions = get_array_module(array).arange(array.shape[-1])
+    array[..., positions, positions] = values
 
 
 def eigh(A, UPLO="L"):
@@ -324,7 +324,7 @@ class SvdOutput(_DecompositionOutput):
             return (U * g[..., None, :]) @ Vh
         squares = S * S
         gaps = squares[..., None, :] - squares[..., :, None]  # E_jk = S_k^2 - S_j^2
-        _diagonal(gaps)[...] = np.inf
+        _set_diagonal(gaps, np.inf)
         if index == 0:
             g = g[..., :k]
             UtgU = _mT(U) @ g
