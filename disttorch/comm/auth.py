@@ -32,3 +32,20 @@ def sign(secret, purpose, *parts):
 
 def verify(secret, mac, purpose, *parts):
     return isinstance(mac, bytes) and hmac.compare_digest(mac, sign(secret, purpose, *parts))
+
+
+def credentials(secret, purpose, name, *parts):
+    """PLAIN (username, password) proving the secret for one connection: ``name``,
+    then a fresh nonce and an HMAC over ``parts``, the name and the nonce."""
+    nonce = new_nonce()
+    return name.encode(), nonce + sign(secret, purpose, *parts, name.encode(), nonce)
+
+
+def check_credentials(secret, purpose, username, password, used_nonces, *parts):
+    """Whether PLAIN credentials came from ``credentials`` with the same secret and
+    parts, and their nonce is new (a recorded handshake cannot be replayed)."""
+    nonce, mac = password[:NONCE_BYTES], password[NONCE_BYTES:]
+    if nonce in used_nonces or not verify(secret, mac, purpose, *parts, username, nonce):
+        return False
+    used_nonces.add(nonce)
+    return True

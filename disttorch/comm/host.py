@@ -6,8 +6,8 @@ must really match is the kernel (boot id), the network namespace (the one the
 tcp:// addresses live in; a peer in another one is another host to us, even when
 the filesystem happens to be shared) and, for shared memory, the very same
 /dev/shm mount. Each rank publishes ``identity()`` and compares its peers' with
-its own; the transport additionally checks that the peer's ipc:// socket file is
-visible here before using it.
+its own. The ipc:// sockets live in the abstract namespace, which belongs to the
+network namespace, so no filesystem needs to be shared for them.
 """
 import os
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import auth, cluster_env, hierarchy, shm
 from . import collectives as algo
-from .errors import DistBackendError, DistError
+from .errors import DistBackendError, DistError, DistStoreError
 from .store import TCPStore, as_seconds
 from .transport import DATA, P2P_GROUP, OpContext, Transport
 from .work import Executor
@@ -419,9 +419,8 @@ class World:
         self.backend = backend
         self.store = store
         try:
-            generation = (store.add("disttorch/init_count", 1) - 1) // world_size
             self.transport = Transport(store, rank, world_size, master_addr,
-                                       f"disttorch/{generation}", auth.job_secret())
+                                       join_prefix(store, rank, world_size), auth.job_secret())
         except BaseException:
             store.close()
             raise
@@ -429,12 +428,11 @@ class World:
         self.default_group = ProcessGroup(self, 0, range(world_size))
         self._next_group_id = 1
         try:
-            # Every peer that reached this barrier has connected (its HELLO came first).
+            # Every peer that finished this barrier has connected and been admitted.
             self.default_group.barrier()
         except BaseException:
             self.close()
             raise
-        self.transport.unlink_ipc_path()
 
     def new_group(self, ranks):
         """Every rank must call this in the same order; non-members get None."""
@@ -446,16 +444,59 @@ class World:
         return ProcessGroup(self, group_id, ranks) if self.rank in ranks else None
 
     def close(self):
-        """Leave the job. Rank 0 stops the store before saying goodbye and the others
-        wait for that goodbye, so an init_process_group right after this cannot reach
-        the old store."""
+        """Leave the job without waiting for any peer. Rank 0's store server stays up
+        (a multi_tenant TCPStore), so a rank that re-initializes before rank 0 left
+        this world still meets rank 0's next init there."""
         self.executor.drain()
+        self.transport.close()
         if self.rank == 0:
-            self.store.close()
-            self.transport.close()
-        else:
-            self.transport.close(wait_for=0)
-            self.store.close()
+            try:
+                self.store.delete_key(_WORLD_SIZE_KEY)
+            except DistStoreError:
+                pass  # a store hosted elsewhere that is gone: nobody can read the key either
+        self.store.close()
+
+
+_WORLD_SIZE_KEY = "disttorch/world_size"
+
+
+def join_prefix(store, rank, world_size):
+    """Check WORLD_SIZE against rank 0's and return this init's key prefix in the store.
+
+    Rank 0 publishes its world size (and withdraws it when it leaves, so a rank
+    that re-initializes early waits for rank 0's next init). A rank that disagrees
+    raises at once; when rank 0 counts on it, it first leaves the error where
+    rank 0 and the others look for its address, so they fail at once too.
+    """
+    if rank == 0:
+        store.set(_WORLD_SIZE_KEY, str(world_size))
+        expected = world_size
+    else:
+        expected = int(store.get(_WORLD_SIZE_KEY))
+    prefix = None
+    if rank < expected:
+        # Every init adds one per rank: all ranks of one init compute the same number.
+        prefix = f"disttorch/{(store.add('disttorch/init_count', 1) - 1) // expected}"
+    if expected != world_size:
+        message = (f"WORLD_SIZE mismatch: rank {rank} was started with WORLD_SIZE={world_size} "
+                   f"but rank 0 with WORLD_SIZE={expected}; start every rank with the same "
+                   "WORLD_SIZE")
+        if prefix is not None:
+            store.set(f"{prefix}/peer/{rank}", msgpack.packb({"error": message}))
+        raise DistError(message)
+    return prefix
+
+
+def _setting(name, text, low=0, high=None):
+    """``text`` (from ``name``) as an int in [low, high], or a ValueError naming both."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={text!r} is not valid: it must be an integer {bound}")
+    return value
 
 
 def _init_from_url(init_method, rank, world_size):
@@ -466,15 +507,19 @@ def _init_from_url(init_method, rank, world_size):
             _export(found)
             return found.master_addr, found.master_port, found.rank if rank < 0 else rank, \
                 found.world_size if world_size < 0 else world_size
-        rank = int(os.environ["RANK"]) if rank < 0 else rank
-        world_size = int(os.environ["WORLD_SIZE"]) if world_size < 0 else world_size
-        return os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ["MASTER_PORT"]), \
-            rank, world_size
+        if rank < 0:
+            rank = _setting("RANK", os.environ["RANK"])
+        if world_size < 0:
+            world_size = _setting("WORLD_SIZE", os.environ["WORLD_SIZE"], low=1)
+        port = _setting("MASTER_PORT", os.environ["MASTER_PORT"], 1, 65535)
+        return os.environ.get("MASTER_ADDR", "127.0.0.1"), port, rank, world_size
     if url.scheme == "tcp":
         query = urllib.parse.parse_qs(url.query)
-        rank = int(query.get("rank", [rank])[0])
-        world_size = int(query.get("world_size", [world_size])[0])
-        return url.hostname, url.port, rank, world_size
+        rank = _setting("rank", query.get("rank", [rank])[0], low=-1)
+        world_size = _setting("world_size", query.get("world_size", [world_size])[0], low=-1)
+        port = _setting(f"the port of init_method {init_method!r}",
+                        url.netloc.rpartition(":")[2] if ":" in url.netloc else "", 1, 65535)
+        return url.hostname, port, rank, world_size
     raise ValueError(f"unsupported init_method {init_method!r}; use 'env://' or 'tcp://host:port'")
 
 
@@ -485,6 +530,12 @@ def _export(found):
                         ("LOCAL_WORLD_SIZE", found.local_world_size), ("GROUP_RANK", found.node_rank),
                         ("MASTER_ADDR", found.master_addr), ("MASTER_PORT", found.master_port)):
         os.environ.setdefault(name, str(value))
+
+
+def _check_rank(rank, world_size):
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"invalid rank {rank} for world_size {world_size}: need "
+                         "0 <= rank < world_size")
 
 
 def init_world(init_method=None, rank=-1, world_size=-1, timeout=None, store=None,
@@ -500,11 +551,10 @@ def init_world(init_method=None, rank=-1, world_size=-1, timeout=None, store=Non
                 f"init_process_group with env:// needs the environment variable {missing}; "
                 "start workers with disttorch-launch, srun or mpirun, or set RANK, WORLD_SIZE, "
                 "MASTER_ADDR and MASTER_PORT") from None
+        _check_rank(rank, world_size)
         store = TCPStore(master_addr, master_port, world_size, is_master=rank == 0,
-                         timeout=timeout)
+                         timeout=timeout, multi_tenant=True)
     else:
         master_addr = getattr(store, "host", "127.0.0.1")
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"invalid rank {rank} for world_size {world_size}: need "
-                         "0 <= rank < world_size")
+        _check_rank(rank, world_size)
     return World(store, rank, world_size, master_addr, timeout, backend)

@@ -3,9 +3,9 @@
 Every rank of a process group owns one file in /dev/shm, mapped by all its
 peers; ZeroMQ only carries the signals (under the collective's own header, so
 mismatch, dead-peer and timeout detection work as on the socket path). A file
-is unlinked once every peer mapped it: with two ranks by the peer right after
-mapping, otherwise by its owner when the peers' next signal proves it (or at
-exit), so a crash leaves nothing behind.
+is unlinked by its owner as soon as every peer confirmed mapping it (one extra
+signal round whenever some rank announced a new file), or at exit, so a crash
+leaves nothing behind.
 
 Each file is double-buffered: collective k uses half k % 2. Its owner writes
 that half again at collective k+2, after every peer's signal for k+1, which
@@ -84,8 +84,7 @@ class SharedSegments:
         self._path_stem = os.path.join(SHM_DIR, f"disttorch-{os.getpid()}-{secrets.token_hex(6)}")
         self._versions = 0
         self._staged = None
-        # A file that outlives its last collective (one signal round, more than
-        # two ranks) goes at the next collective, or here at exit.
+        # A file still waiting for its mappers when this process ends goes here.
         weakref.finalize(self, _unlink_all, self._created, os.getpid())
 
     def usable_for(self, moved_bytes, staged_bytes):
@@ -111,9 +110,6 @@ class SharedSegments:
         path = signal.decode()
         try:
             self._peers[peer] = _Mapping(path)
-            if self.size == 2:
-                # The only other mapper: nothing needs the name any more.
-                _unlink(path)
         except OSError as error:
             # A failing owner removes its file; its abort is the error to report.
             ch.raise_if_aborted()
@@ -128,8 +124,9 @@ class SharedSegments:
     def _exchange_signals(self, ch, header, buf):
         """Stage ``buf`` in our file and trade signals: True when every rank staged its array.
 
-        A peer's signal also proves it finished the previous collective, so from
-        here on only this collective's file can still be waiting for mappers.
+        When some rank announced a new file, a second round confirms that every
+        peer mapped every new file; only then may its owner unlink it (an owner
+        that finished early and exited must not take a file its peers still need).
         """
         signal = self._grow(buf.nbytes)
         if signal != _UNAVAILABLE:
@@ -138,10 +135,6 @@ class SharedSegments:
         for peer in ch.others():
             ch.send(peer, signal, header=header)
         peer_signals = {peer: bytes(ch.recv(peer, header=header)) for peer in ch.others()}
-        current = self._created.pop() if signal not in (_UNCHANGED, _UNAVAILABLE) else None
-        self._unlink_created()
-        if current is not None:
-            self._created.append(current)
         if signal == _UNAVAILABLE or _UNAVAILABLE in peer_signals.values():
             self._limit_bytes = buf.nbytes
             # Nobody maps a file grown just now, and the peers still map our old
@@ -152,6 +145,12 @@ class SharedSegments:
         for peer, peer_signal in peer_signals.items():
             if peer_signal != _UNCHANGED:
                 self._map_peer(ch, peer, peer_signal)
+        if any(each != _UNCHANGED for each in (signal, *peer_signals.values())):
+            for peer in ch.others():
+                ch.send(peer, None, header=header)
+            for peer in ch.others():
+                ch.recv(peer, header=header)
+            self._unlink_created()
         return True
 
     def all_reduce(self, ch, buf, op, fallback):
@@ -178,7 +177,6 @@ class SharedSegments:
                 finish_reduction(op, buf, self.size)
                 return
             self._reduce_scatter_all_gather(ch, header, buf, op, views)
-            self._unlink_created()
         except BaseException:
             self._unlink_created()
             raise

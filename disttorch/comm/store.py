@@ -3,25 +3,41 @@
 Wire format, one request per message: ``[payload, mac]`` where payload is
 msgpack ``[client_id, counter, command, *args]`` and mac is an HMAC of it under
 the job secret. The server drops anything that fails the MAC or replays an old
-counter, so strangers can connect but never read or write keys. Blocking
+counter. Before any of that, a connection must prove the secret in its handshake
+(zap.py), so strangers cannot even make the server buffer their bytes, and a
+rank with the wrong secret learns at once that it was refused. Blocking
 commands (get, wait) are parked on the server until their keys appear; the
 client enforces the timeout and ignores late replies by counter.
 """
 import datetime
+import struct
 import threading
 import time
 
 import msgpack
 import zmq
 
-from . import auth
+from . import auth, zap
 from .errors import DistStoreError
 
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=300)
 _REQUEST = b"disttorch-store-request"
 _REPLY = b"disttorch-store-reply"
+_CONNECT = b"disttorch-store-connect"
+_CLIENT_NAME = "store-client"
 _POLL_MS = 50
 _BIND_RETRY_S = 1.0
+# Largest request or reply; values are rendezvous data (addresses, small objects).
+MAX_MESSAGE_BYTES = 16 << 20
+_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+# Requests queued per connection before the server stops reading it (a client has at
+# most one in flight, plus the ones it gave up waiting for).
+_QUEUED_REQUESTS = 64
+# Servers of multi_tenant masters, by (host, port): they outlive their TCPStore objects (see
+# TCPStore) and stop when a plain master wants their port, or with the process.
+_shared_servers = {}
+_shared_lock = threading.Lock()
 
 
 def as_seconds(timeout):
@@ -45,12 +61,18 @@ def _as_bytes(value):
 class _StoreServer:
     """Owns the key-value dict; runs on a daemon thread in the master process."""
 
-    def __init__(self, context, host, port, secret):
+    def __init__(self, host, port, secret):
         self._secret = secret
-        self._socket = context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, 64 << 20)
+        self._used_nonces = set()
+        # Its own context: the ZAP handler it binds answers for every socket of one.
+        self._context = zmq.Context()
+        self._gate = zap.bind_handler(self._context)
+        self._socket = self._context.socket(zmq.ROUTER)
+        for option, value in ((zmq.LINGER, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
+                              (zmq.RCVHWM, _QUEUED_REQUESTS), (zmq.PLAIN_SERVER, 1)):
+            self._socket.setsockopt(option, value)
         self._bind(host, port)
+        self.host = host
         self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self._data = {}
         self._last_counter = {}
@@ -71,7 +93,7 @@ class _StoreServer:
                 if error.errno == zmq.EADDRINUSE and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                self._socket.close()
+                self._close_sockets()
                 raise DistStoreError(
                     f"cannot serve the rendezvous store on {host}:{port}: {error}; "
                     "pick a free MASTER_PORT") from error
@@ -79,12 +101,33 @@ class _StoreServer:
     def stop(self):
         self._stopping.set()
         self._thread.join()
+        self._close_sockets()
+
+    def _close_sockets(self):
         self._socket.close()
+        self._gate.close()
+        self._context.term()
 
     def _serve(self):
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._gate, zmq.POLLIN)
         while not self._stopping.is_set():
-            if self._socket.poll(_POLL_MS):
+            ready = dict(poller.poll(_POLL_MS))
+            if self._gate in ready:
+                zap.answer_pending(self._gate, self._admit)
+            if self._socket in ready:
                 self._handle(self._socket.recv_multipart())
+
+    def _admit(self, mechanism, credentials):
+        """ZAP decision: only clients that prove the job secret may connect."""
+        if mechanism != b"PLAIN" or len(credentials) != 2:
+            return None
+        username, password = credentials
+        if username != _CLIENT_NAME.encode() or not auth.check_credentials(
+                self._secret, _CONNECT, username, password, self._used_nonces):
+            return None
+        return username
 
     def _handle(self, frames):
         if len(frames) != 3:
@@ -166,16 +209,41 @@ class _StoreServer:
         self._reply(request, True, len(self._data))
 
 
+def _master_server(host, port, secret, multi_tenant):
+    """The server a master TCPStore on ``host:port`` talks to: a shared one that is
+    already running there when ``multi_tenant``, else a fresh one."""
+    with _shared_lock:
+        shared = _shared_servers.pop((host, port), None)
+        if shared is not None:
+            if multi_tenant and shared._secret == secret:
+                _shared_servers[(host, port)] = shared
+                return shared
+            shared.stop()
+        server = _StoreServer(host, port, secret)
+        if multi_tenant and port != 0:
+            _shared_servers[(host, port)] = server
+        return server
+
+
 class TCPStore:
     """torch.distributed.TCPStore-shaped client (and, with is_master, server).
 
     >>> store = TCPStore("127.0.0.1", 0, is_master=True)
     >>> store.set("k", "v"); store.get("k")
     b'v'
+
+    ``multi_tenant=True`` masters on one host and port share a server, as in torch.
+    Unlike torch's, that server keeps running after close(), so a peer that closed
+    its store and connects again before this process created its next master (a
+    re-init after destroy_process_group, with any delay between the ranks) finds
+    the same server and the keys it already wrote.
     """
 
     def __init__(self, host_name, port, world_size=None, is_master=False,
-                 timeout=DEFAULT_TIMEOUT, wait_for_workers=True, secret=None):
+                 timeout=DEFAULT_TIMEOUT, wait_for_workers=True, multi_tenant=False,
+                 secret=None):
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"TCPStore port must be an integer in [0, 65535], got {port!r}")
         self.host = host_name
         self.timeout = as_seconds(timeout)
         self.world_size = world_size
@@ -183,7 +251,7 @@ class TCPStore:
         self._context = zmq.Context.instance()
         self._server = None
         if is_master:
-            self._server = _StoreServer(self._context, host_name, port, self._secret)
+            self._server = _master_server(host_name, port, self._secret, multi_tenant)
             port = self._server.port
         self.port = port
         self._client_id = auth.new_nonce()
@@ -191,6 +259,10 @@ class TCPStore:
         self._lock = threading.Lock()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.plain_username, self._socket.plain_password = auth.credentials(
+            self._secret, _CONNECT, _CLIENT_NAME)
+        self._monitor = self._socket.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._handshake = None
         self._socket.connect(f"tcp://{host_name}:{port}")
 
     def set(self, key, value):
@@ -224,11 +296,16 @@ class TCPStore:
     def close(self):
         with self._lock:
             if self._socket is not None:
+                self._socket.disable_monitor()
+                self._monitor.close()
                 self._socket.close()
                 self._socket = None
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            with _shared_lock:
+                shared = _shared_servers.get((server.host, server.port)) is server
+            if not shared:
+                server.stop()
 
     def _request(self, command, *args, timeout=None):
         timeout = self.timeout if timeout is None else timeout
@@ -237,6 +314,9 @@ class TCPStore:
                 raise DistStoreError("the store was closed; call init_process_group again")
             self._counter += 1
             payload = msgpack.packb([self._client_id, self._counter, command, *args])
+            if len(payload) > MAX_MESSAGE_BYTES - 1024:
+                raise ValueError(f"store {command}: the request takes {len(payload)} bytes; the "
+                                 f"store carries at most {MAX_MESSAGE_BYTES >> 20} MiB per value")
             self._socket.send_multipart([payload, auth.sign(self._secret, _REQUEST, payload)])
             ok, result = self._await_reply(self._counter, command, args, timeout)
         if not ok:
@@ -245,13 +325,17 @@ class TCPStore:
 
     def _await_reply(self, counter, command, args, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while True:
             remaining_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._socket.poll(remaining_ms):
-                raise DistStoreError(
-                    f"store {command}{tuple(args)[:1]} timed out after {timeout:.1f}s waiting for "
-                    f"the rendezvous store at {self.host}:{self.port}; check that rank 0 is running "
-                    "and MASTER_ADDR/MASTER_PORT agree on every rank")
+            ready = dict(poller.poll(remaining_ms))
+            if self._monitor in ready:
+                self._read_handshake_events()
+                continue
+            if self._socket not in ready:
+                raise self._timeout_error(command, args, timeout)
             frames = self._socket.recv_multipart()
             if len(frames) != 2 or not auth.verify(
                     self._secret, frames[1], _REPLY, self._client_id, frames[0]):
@@ -259,6 +343,35 @@ class TCPStore:
             reply_counter, ok, result = msgpack.unpackb(frames[0])
             if reply_counter == counter:
                 return ok, result
+
+    def _read_handshake_events(self):
+        while self._monitor.poll(0):
+            event = struct.unpack_from("=H", self._monitor.recv_multipart()[0])[0]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake = "done"
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise DistStoreError(
+                    f"the rendezvous store at {self.host}:{self.port} refused this process: its "
+                    "DISTTORCH_SECRET differs from the one the store's host (rank 0) was started "
+                    "with. Give every rank the same DISTTORCH_SECRET (disttorch-launch sets it "
+                    "for its workers)")
+            elif self._handshake is None:
+                self._handshake = "foreign"
+
+    def _timeout_error(self, command, args, timeout):
+        where = f"the rendezvous store at {self.host}:{self.port}"
+        if self._handshake == "done":
+            return DistStoreError(
+                f"store {command}{tuple(args)[:1]} timed out after {timeout:.1f}s waiting for "
+                f"{where}; the store is reachable but nobody provided what this call waits for")
+        if self._handshake == "foreign":
+            return DistStoreError(
+                f"store {command}{tuple(args)[:1]} timed out after {timeout:.1f}s: {where} "
+                "answers with another protocol; is another program using MASTER_PORT?")
+        return DistStoreError(
+            f"store {command}{tuple(args)[:1]} timed out after {timeout:.1f}s: could not reach "
+            f"{where}; check that rank 0 is running and MASTER_ADDR/MASTER_PORT agree on every "
+            "rank")
 
 
 class PrefixStore:

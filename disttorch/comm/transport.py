@@ -6,9 +6,12 @@ connects one DEALER to every peer. Data to rank ``j`` leaves through the DEALER
 connected to ``j``; everything addressed to this rank arrives on its ROUTER and is
 sorted into per-(source, group) queues.
 
-The first message on each DEALER connection is HELLO, an HMAC over the peer's
-publish token and a fresh nonce. The ROUTER only accepts messages from
-connections that said a valid HELLO, so strangers are ignored.
+Each DEALER proves the job secret inside the ZeroMQ handshake: PLAIN
+credentials whose password is an HMAC over the peer's publish token and a fresh
+nonce, or with CURVE a client key the peer published in the authenticated store.
+The ROUTER's ZAP handler (zap.py) checks them before libzmq accepts a byte of
+data, so a stranger can neither inject messages nor make a rank buffer garbage.
+The user id the handler gives a connection is its rank.
 
 Messages are ``[header, payload?]``. The header is msgpack and identical on
 every rank for a given collective (kind, group, sequence number, op, dtype,
@@ -25,7 +28,6 @@ import ctypes
 import os
 import socket as pysocket
 import struct
-import tempfile
 import threading
 import time
 from collections import defaultdict, deque
@@ -33,20 +35,20 @@ from collections import defaultdict, deque
 import msgpack
 import numpy as np
 import zmq
+from zmq.utils import z85
 
-from . import auth, host
-from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistNetworkError,
-                     DistStoreError, RankFailure)
+from . import auth, host, zap
+from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
+                     DistNetworkError, DistStoreError, RankFailure)
 
-DATA, HELLO, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(6)
+DATA, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(5)
 P2P_GROUP = -1
 MAX_MESSAGE_BYTES = (16 << 20) + 4096
-_HELLO_PURPOSE = b"disttorch-hello"
+_CONNECT_PURPOSE = b"disttorch-connect"
 _POLL_MS = 100
 _DEATH_GRACE_S = 0.3
 _STATUS_WAIT_S = 1.0
 _FLUSH_LINGER_MS = 2000
-_GOODBYE_WAIT_S = 10.0
 # Fewer, larger socket reads and writes: the kernel caps this at net.core.[rw]mem_max.
 _SOCKET_BUFFER_BYTES = int(os.environ.get('DISTTORCH_SOCKET_BUFFER', 4 << 20))
 _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
@@ -126,27 +128,30 @@ class Transport:
         _keep_freed_memory_mapped()
         self._context = zmq.Context()
         self._token = auth.new_nonce()
+        self._gate = zap.bind_handler(self._context)
+        self._used_nonces = set()
+        self._client_keys = {}
         self._router = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
                               (zmq.RCVBUF, _SOCKET_BUFFER_BYTES),
                               (zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000)):
             self._router.setsockopt(option, value)
         curve_public_key = self._enable_curve_server()
-        self._ipc_path = os.path.join(
-            tempfile.gettempdir(), f"disttorch-{os.getpid()}-{self._token.hex()[:12]}.sock")
-        self._router.bind(f"ipc://{self._ipc_path}")
+        self._curve_client = zmq.curve_keypair() if curve_public_key is not None else None
+        # An abstract-namespace socket: no file to clean up, whatever stops this process.
+        self._ipc_endpoint = f"ipc://@disttorch-{os.getpid()}-{self._token.hex()[:12]}"
+        self._router.bind(self._ipc_endpoint)
         host_addr = os.environ.get("DISTTORCH_HOST_ADDR") or _local_ip_towards(master_addr)
         self._router.bind(f"tcp://{host_addr}:0")
         tcp_endpoint = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._identities = {}
-        self._used_nonces = set()
         self._stash = defaultdict(deque)
         self._aborts = {}
         self._dead = {}
         self._left = set()
         self._status = {}
         self._next_check = 0.0
-        self._router_poll = [(self._router, zmq.POLLIN)]
+        self._router_poll = [(self._router, zmq.POLLIN), (self._gate, zmq.POLLIN)]
         self.progress = {}
         self._dealers = {}
         # A collective may start sending from the training thread while the communication thread runs
@@ -159,34 +164,44 @@ class Transport:
         self._host = host.identity()
         self._peer_hosts = {rank: self._host}
         store.set(f"{prefix}/peer/{rank}", msgpack.packb(
-            {"host": self._host, "ipc": f"ipc://{self._ipc_path}",
-             "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key}))
+            {"host": self._host, "ipc": self._ipc_endpoint,
+             "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key,
+             "curve_client": self._curve_client and self._curve_client[0]}))
         try:
             for peer in range(world_size):
                 if peer != rank:
-                    self._connect(peer, msgpack.unpackb(self._peer_info(store, prefix, peer)))
+                    info = self._peer_info(store, prefix, peer)
+                    if info["curve_client"] is not None:
+                        self._client_keys[z85.decode(info["curve_client"])] = peer
+                    self._connect(peer, info)
         except BaseException:
             self.close()
             raise
 
     def _peer_info(self, store, prefix, peer):
         try:
-            return store.get(f"{prefix}/peer/{peer}")
+            info = msgpack.unpackb(store.get(f"{prefix}/peer/{peer}"))
         except DistStoreError as error:
             raise DistStoreError(
                 f"rank {peer} did not join the job (rank {self.rank} waited "
                 f"{store.timeout:.0f}s for its address in the store); check that all "
                 f"WORLD_SIZE={self.world_size} workers were started with the same "
                 "MASTER_ADDR/MASTER_PORT") from error
+        if "error" in info:
+            # The peer found the job misconfigured (see process_group.join_prefix).
+            raise DistError(info["error"])
+        return info
 
     def _enable_curve_server(self):
         """With DISTTORCH_CURVE=1, encrypt all data traffic (for runs across hosts).
 
         Each rank's ROUTER gets a fresh CURVE key pair whose public half travels
-        through the authenticated store; clients use throwaway key pairs and still
-        prove the job secret with HELLO. Returns the public key, or None.
+        through the authenticated store, as does the client key pair's public half
+        that the ZAP handler admits. Returns the server's public key, or None (then
+        clients prove the secret with PLAIN credentials).
         """
         if os.environ.get("DISTTORCH_CURVE", "0") != "1":
+            self._router.plain_server = True
             return None
         if not zmq.has("curve"):
             raise DistNetworkError("DISTTORCH_CURVE=1 needs libzmq built with CURVE support; "
@@ -200,7 +215,10 @@ class Transport:
         dealer = self._context.socket(zmq.DEALER)
         if info["curve"] is not None:
             dealer.curve_serverkey = info["curve"]
-            dealer.curve_publickey, dealer.curve_secretkey = zmq.curve_keypair()
+            dealer.curve_publickey, dealer.curve_secretkey = self._curve_client
+        else:
+            dealer.plain_username, dealer.plain_password = auth.credentials(
+                self._secret, _CONNECT_PURPOSE, str(self.rank), info["token"])
         for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
                               (zmq.HEARTBEAT_IVL, 1000),
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
@@ -212,9 +230,6 @@ class Transport:
             if host.same_shared_memory(self._host, info["host"]):
                 self.shm_peers.add(peer)
         dealer.connect(info["ipc"] if self._can_use_ipc(info) else info["tcp"])
-        nonce = auth.new_nonce()
-        mac = auth.sign(self._secret, _HELLO_PURPOSE, info["token"], str(self.rank).encode(), nonce)
-        dealer.send(msgpack.packb([HELLO, self.rank, nonce, mac]))
         self._dealers[peer] = dealer
 
     def host_key(self, rank):
@@ -223,22 +238,12 @@ class Transport:
         return host.key(self._peer_hosts[rank], rank)
 
     def _is_local(self, info):
-        """Same kernel and network namespace, and the peer's socket file is visible here
-        (a container may share the network but not the filesystem)."""
-        return (host.same_kernel_and_network(self._host, info["host"])
-                and os.path.exists(info["ipc"][len("ipc://"):]))
+        """Same kernel and network namespace: then the peer's abstract-namespace ipc
+        socket is reachable (no filesystem needs to be shared)."""
+        return host.same_kernel_and_network(self._host, info["host"])
 
     def _can_use_ipc(self, info):
         return os.environ.get("DISTTORCH_TRANSPORT", "") != "tcp" and self._is_local(info)
-
-    def unlink_ipc_path(self):
-        """Remove our ipc:// socket file once every peer is connected.
-
-        Established connections live on; the file would only let strangers in,
-        and a killed process could not clean it up later.
-        """
-        if os.path.exists(self._ipc_path):
-            os.unlink(self._ipc_path)
 
     # ---------------------------------------------------------------- sending
     def send(self, dst, header, payload=None, track=False):
@@ -338,12 +343,30 @@ class Transport:
         self._drain(timeout_ms)
 
     def _drain(self, timeout_ms):
-        """Wait up to ``timeout_ms`` for the ROUTER, then read everything queued there."""
+        """Wait up to ``timeout_ms`` for the ROUTER, then read everything queued there
+        (and answer connections waiting for authentication)."""
         if not zmq.zmq_poll(self._router_poll, timeout_ms):
             return False
+        zap.answer_pending(self._gate, self._admit)
         while self._receive_one() and self._router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             pass
         return True
+
+    def _admit(self, mechanism, credentials):
+        """ZAP decision for a connecting peer: its rank as user id, or None."""
+        if mechanism == b"CURVE" and len(credentials) == 1:
+            rank = self._client_keys.get(credentials[0])
+            return None if rank is None else str(rank).encode()
+        if mechanism != b"PLAIN" or len(credentials) != 2 or self._curve_client is not None:
+            return None
+        username, password = credentials
+        if not (username.isdigit() and 0 <= int(username) < self.world_size
+                and int(username) != self.rank):
+            return None
+        if not auth.check_credentials(self._secret, _CONNECT_PURPOSE, username, password,
+                                      self._used_nonces, self._token):
+            return None
+        return username
 
     def _receive_one(self):
         router = self._router
@@ -353,7 +376,14 @@ class Transport:
             return False
         if not router.getsockopt(zmq.RCVMORE):
             return True
-        header = router.recv()
+        src = self._identities.get(identity)
+        if src is None:
+            # A connection's first message: ZAP stamped it with the rank it proved.
+            first = router.recv(copy=False)
+            src = self._identities[identity] = int(first.get("User-Id"))
+            header = first.bytes
+        else:
+            header = router.recv()
         payload = None
         if router.getsockopt(zmq.RCVMORE):
             payload = router.recv(copy=False)
@@ -362,27 +392,8 @@ class Transport:
                 while router.getsockopt(zmq.RCVMORE):
                     router.recv()
                 return True
-        src = self._identities.get(identity)
-        if src is None:
-            self._accept_hello(identity, header)
-        else:
-            self._route(src, header, payload)
+        self._route(src, header, payload)
         return True
-
-    def _accept_hello(self, identity, header):
-        """Register a connection that proves it knows the job secret; drop anything else."""
-        try:
-            kind, rank, nonce, mac = msgpack.unpackb(header)
-            valid = (kind == HELLO and isinstance(rank, int) and 0 <= rank < self.world_size
-                     and rank != self.rank and isinstance(nonce, bytes)
-                     and nonce not in self._used_nonces
-                     and auth.verify(self._secret, mac, _HELLO_PURPOSE, self._token,
-                                     str(rank).encode(), nonce))
-        except (TypeError, ValueError, msgpack.UnpackException):
-            valid = False
-        if valid:
-            self._used_nonces.add(nonce)
-            self._identities[identity] = rank
 
     def _route(self, src, header, payload):
         try:
@@ -494,17 +505,11 @@ class Transport:
         return error
 
     # --------------------------------------------------------------- shutdown
-    def _await_goodbye(self, peer):
-        deadline = time.monotonic() + _GOODBYE_WAIT_S
-        while (peer not in self._left and peer not in self._dead
-               and time.monotonic() < deadline):
-            self._pump(_POLL_MS)
-            self._poll_monitors()
-
-    def close(self, wait_for=None):
+    def close(self):
         """Say goodbye, let queued data reach live peers (bounded), then close everything.
 
-        ``wait_for``: a rank whose goodbye (or death) to wait for first, bounded.
+        Nothing here waits for a peer: a rank leaving because of an error must
+        not be held up by the peers that are waiting for it.
 
         Sockets live with LINGER 0; only here do live peers' DEALERs get a short
         linger, so data still queued at shutdown reaches them without ever
@@ -512,8 +517,6 @@ class Transport:
         """
         self._pump(0)
         self._poll_monitors()
-        if wait_for is not None:
-            self._await_goodbye(wait_for)
         bye = msgpack.packb([BYE, self.rank])
         for peer, dealer in self._dealers.items():
             alive = peer not in self._dead and peer not in self._left
@@ -525,5 +528,5 @@ class Transport:
             self._monitors[peer].close()
             dealer.close()
         self._router.close()
+        self._gate.close()
         self._context.term()
-        self.unlink_ipc_path()

@@ -16,16 +16,17 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def start_rank(scenario, rank, world_size, port, env=None):
+    child_env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world_size),
+                     MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                     PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.Popen([sys.executable, str(WORKER), scenario], env=child_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def start_job(scenario, world_size, env=None, port=None):
     port = port or free_port()
-    procs = []
-    for rank in range(world_size):
-        child_env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world_size),
-                         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                         PYTHONPATH=str(REPO), **(env or {}))
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), scenario], env=child_env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    return procs, port
+    return [start_rank(scenario, rank, world_size, port, env) for rank in range(world_size)], port
 
 
 def finish_job(procs, timeout):

@@ -443,6 +443,52 @@ def scenario_init_only():
     dist.destroy_process_group()
 
 
+def scenario_reinit_skew():
+    """Rank 0 reaches destroy_process_group only after another rank already re-joined."""
+    dist.init_process_group("zmq", timeout=30)
+    dist.all_reduce(t(np.ones(3)))
+    if RANK == 0:
+        import disttorch.comm as comm
+        store = comm.world().store
+        # Each init adds one per rank: past WORLD means someone is in its second init.
+        while store.add("disttorch/init_count", 0) <= WORLD:
+            time.sleep(0.05)
+    dist.destroy_process_group()
+    dist.init_process_group("zmq", timeout=30)
+    tensor = t(np.full(4, RANK + 1.0))
+    dist.all_reduce(tensor)
+    dist.destroy_process_group()
+    report(rank=RANK, total=tensor.tolist())
+
+
+def scenario_raise_while_peer_waits():
+    """Rank 1 raises out of the script while rank 0 waits for it in a barrier.
+
+    Rank 1 freezes the transport's clock first: an exit path that waited for
+    rank 0 with a deadline would then never end, so this checks that leaving
+    waits for nobody, without measuring any time.
+    """
+    dist.init_process_group("zmq", timeout=600)
+    if RANK == 1:
+        import disttorch.comm.transport as transport
+
+        class FrozenClock:
+            def __getattr__(self, name):
+                return getattr(time, name)
+
+            @staticmethod
+            def monotonic():
+                return 0.0
+        transport.time = FrozenClock()
+        raise RuntimeError("rank 1 gives up")
+    report(rank=RANK, error=_catch(dist.barrier))
+
+
+def scenario_init_default_timeout():
+    dist.init_process_group("zmq")
+    dist.destroy_process_group()
+
+
 def scenario_cuda():
     """CUDA tensors go through host staging; results land back on the GPU."""
     dist.init_process_group("nccl", timeout=60)

@@ -1,0 +1,35 @@
+"""Connection-time authentication through ZeroMQ's ZAP protocol (RFC 27).
+
+libzmq hands every new connection's handshake credentials to the socket bound at
+``inproc://zeromq.zap.01`` in the same context and accepts no message from the
+connection until the answer says yes. So a stranger cannot make the store or a
+rank buffer anything: its connection is refused before its first byte of data.
+
+The handler answers only when its owner polls it (the store's thread, a rank in
+a collective), so a pending stranger waits in the handshake, costing nothing.
+"""
+import zmq
+
+ENDPOINT = "inproc://zeromq.zap.01"
+_VERSION = b"1.0"
+
+
+def bind_handler(context):
+    """The context's ZAP socket; there can be only one per context."""
+    handler = context.socket(zmq.REP)
+    handler.setsockopt(zmq.LINGER, 0)
+    handler.bind(ENDPOINT)
+    return handler
+
+
+def answer_pending(handler, decide):
+    """Answer every queued request: ``decide(mechanism, credentials)`` returns the
+    user id (bytes) to accept the connection, or None to refuse it."""
+    while handler.poll(0):
+        request = handler.recv_multipart()
+        version, request_id, _domain, _address, _identity, mechanism, *creds = request
+        user_id = decide(mechanism, creds) if version == _VERSION else None
+        if user_id is None:
+            handler.send_multipart([_VERSION, request_id, b"400", b"not part of this job", b"", b""])
+        else:
+            handler.send_multipart([_VERSION, request_id, b"200", b"OK", user_id, b""])

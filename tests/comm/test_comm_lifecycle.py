@@ -1,0 +1,63 @@
+"""Leaving and re-joining a job: exits that wait for nobody, re-init with any skew between
+the ranks, and configuration mistakes named within seconds."""
+import pytest
+
+from comm_harness import assert_all_ok, finish_job, free_port, reports, start_job, start_rank
+from disttorch.comm import DistStoreError, TCPStore
+
+
+@pytest.mark.timeout(90)
+def test_reinit_works_when_rank_0_destroys_after_the_others_rejoined():
+    results = finish_job(start_job("reinit_skew", 2)[0], timeout=80)
+    assert_all_ok(results)
+    for _, output in results:
+        assert reports(output)[-1]["total"] == [3.0] * 4
+
+
+@pytest.mark.timeout(90)
+def test_rank_that_raises_leaves_without_waiting_and_its_peer_learns_it():
+    procs, _ = start_job("raise_while_peer_waits", 2)
+    (code0, output0), (code1, output1) = finish_job(procs, timeout=80)
+    assert code1 == 1 and "rank 1 gives up" in output1, output1
+    assert code0 == 0, output0
+    error = reports(output0)[0]["error"]
+    assert error["type"] == "RankFailure" and error["failed_rank"] == 1, error
+    assert "rank 1 left the job" in error["message"], error
+
+
+@pytest.mark.timeout(90)
+def test_world_size_mismatch_is_named_on_every_rank():
+    # The default init timeout (30 minutes) is what these ranks would wait without the check.
+    port = free_port()
+    procs = [start_rank("init_default_timeout", 0, 3, port),
+             start_rank("init_default_timeout", 1, 2, port)]
+    for code, output in finish_job(procs, timeout=80):
+        assert code != 0
+        assert ("WORLD_SIZE mismatch: rank 1 was started with WORLD_SIZE=2 but rank 0 with "
+                "WORLD_SIZE=3") in output, output
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "abc", ""])
+def test_bad_master_port_is_named_with_its_value(port, monkeypatch):
+    import disttorch.distributed as dist
+    for name, value in dict(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=port).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"MASTER_PORT='{port}' is not valid"):
+        dist.init_process_group("zmq", timeout=5)
+    assert not dist.is_initialized()
+
+
+def test_wrong_secret_is_told_apart_from_an_unreachable_store():
+    master = TCPStore("127.0.0.1", 0, is_master=True, timeout=5, secret=b"right")
+    try:
+        wrong = TCPStore("127.0.0.1", master.port, timeout=30, secret=b"wrong")
+        with pytest.raises(DistStoreError, match="refused this process: its DISTTORCH_SECRET"):
+            wrong.get("anything")
+        wrong.close()
+    finally:
+        master.close()
+    nobody = TCPStore("127.0.0.1", free_port(), timeout=0.5, secret=b"right")
+    with pytest.raises(DistStoreError, match="could not reach the rendezvous store"):
+        nobody.get("anything")
+    nobody.close()
