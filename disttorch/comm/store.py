@@ -4,7 +4,7 @@ Wire format, one request per message: ``[payload, mac]`` where payload is
 msgpack ``[client_id, counter, command, *args]`` and mac is an HMAC of it under
 the job secret. The server drops anything that fails the MAC or replays an old
 counter. Before any of that, a connection must prove the secret in its handshake
-(zap.py), so strangers cannot even make the server buffer their bytes, and a
+(handshake.py), so strangers cannot even make the server buffer their bytes, and a
 rank with the wrong secret learns at once that it was refused. Blocking
 commands (get, wait) are parked on the server until their keys appear; the
 client enforces the timeout and ignores late replies by counter.
@@ -17,7 +17,7 @@ import time
 import msgpack
 import zmq
 
-from . import auth, zap
+from . import auth, handshake
 from .errors import DistStoreError
 
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=300)
@@ -66,7 +66,7 @@ class _StoreServer:
         self._used_nonces = set()
         # Its own context: the ZAP handler it binds answers for every socket of one.
         self._context = zmq.Context()
-        self._gate = zap.bind_handler(self._context)
+        self._gate = handshake.bind_handler(self._context)
         self._socket = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
                               (zmq.RCVHWM, _QUEUED_REQUESTS), (zmq.PLAIN_SERVER, 1)):
@@ -115,7 +115,7 @@ class _StoreServer:
         while not self._stopping.is_set():
             ready = dict(poller.poll(_POLL_MS))
             if self._gate in ready:
-                zap.answer_pending(self._gate, self._admit)
+                handshake.answer_pending(self._gate, self._admit)
             if self._socket in ready:
                 self._handle(self._socket.recv_multipart())
 
@@ -261,8 +261,9 @@ class TCPStore:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.plain_username, self._socket.plain_password = auth.credentials(
             self._secret, _CONNECT, _CLIENT_NAME)
-        self._monitor = self._socket.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._monitor = handshake.monitor(self._socket, _HANDSHAKE_EVENTS)
         self._handshake = None
+        self._refusal = None
         self._socket.connect(f"tcp://{host_name}:{port}")
 
     def set(self, key, value):
@@ -312,12 +313,19 @@ class TCPStore:
         with self._lock:
             if self._socket is None:
                 raise DistStoreError("the store was closed; call init_process_group again")
+            if self._refusal is not None:
+                raise self._refusal
             self._counter += 1
             payload = msgpack.packb([self._client_id, self._counter, command, *args])
             if len(payload) > MAX_MESSAGE_BYTES - 1024:
                 raise ValueError(f"store {command}: the request takes {len(payload)} bytes; the "
                                  f"store carries at most {MAX_MESSAGE_BYTES >> 20} MiB per value")
-            self._socket.send_multipart([payload, auth.sign(self._secret, _REQUEST, payload)])
+            # A refused connection has no queue until libzmq retries: never block on it.
+            self._socket.setsockopt(zmq.SNDTIMEO, -1 if timeout is None else int(timeout * 1000))
+            try:
+                self._socket.send_multipart([payload, auth.sign(self._secret, _REQUEST, payload)])
+            except zmq.Again:
+                raise self._timeout_error(command, args, timeout) from None
             ok, result = self._await_reply(self._counter, command, args, timeout)
         if not ok:
             raise DistStoreError(result)
@@ -325,17 +333,14 @@ class TCPStore:
 
     def _await_reply(self, counter, command, args, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
-        poller.register(self._monitor, zmq.POLLIN)
         while True:
-            remaining_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            ready = dict(poller.poll(remaining_ms))
-            if self._monitor in ready:
-                self._read_handshake_events()
+            self._read_handshake_events()
+            remaining_ms = _POLL_MS if deadline is None else min(
+                _POLL_MS, max(0, int((deadline - time.monotonic()) * 1000)))
+            if not self._socket.poll(remaining_ms):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._timeout_error(command, args, timeout)
                 continue
-            if self._socket not in ready:
-                raise self._timeout_error(command, args, timeout)
             frames = self._socket.recv_multipart()
             if len(frames) != 2 or not auth.verify(
                     self._secret, frames[1], _REPLY, self._client_id, frames[0]):
@@ -350,11 +355,12 @@ class TCPStore:
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._handshake = "done"
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                raise DistStoreError(
+                self._refusal = DistStoreError(
                     f"the rendezvous store at {self.host}:{self.port} refused this process: its "
                     "DISTTORCH_SECRET differs from the one the store's host (rank 0) was started "
                     "with. Give every rank the same DISTTORCH_SECRET (disttorch-launch sets it "
                     "for its workers)")
+                raise self._refusal
             elif self._handshake is None:
                 self._handshake = "foreign"
 

@@ -9,7 +9,7 @@ sorted into per-(source, group) queues.
 Each DEALER proves the job secret inside the ZeroMQ handshake: PLAIN
 credentials whose password is an HMAC over the peer's publish token and a fresh
 nonce, or with CURVE a client key the peer published in the authenticated store.
-The ROUTER's ZAP handler (zap.py) checks them before libzmq accepts a byte of
+The ROUTER's ZAP handler (handshake.py) checks them before libzmq accepts a byte of
 data, so a stranger can neither inject messages nor make a rank buffer garbage.
 The user id the handler gives a connection is its rank.
 
@@ -37,7 +37,7 @@ import numpy as np
 import zmq
 from zmq.utils import z85
 
-from . import auth, host, zap
+from . import auth, handshake, host
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                      DistNetworkError, DistStoreError, RankFailure)
 
@@ -128,7 +128,7 @@ class Transport:
         _keep_freed_memory_mapped()
         self._context = zmq.Context()
         self._token = auth.new_nonce()
-        self._gate = zap.bind_handler(self._context)
+        self._gate = handshake.bind_handler(self._context)
         self._used_nonces = set()
         self._client_keys = {}
         self._router = self._context.socket(zmq.ROUTER)
@@ -223,7 +223,7 @@ class Transport:
                               (zmq.HEARTBEAT_IVL, 1000),
                               (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
             dealer.setsockopt(option, value)
-        self._monitors[peer] = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitors[peer] = handshake.monitor(dealer, zmq.EVENT_DISCONNECTED)
         self._peer_hosts[peer] = info["host"]
         if self._is_local(info):
             self.local_peers.add(peer)
@@ -331,7 +331,9 @@ class Transport:
             timeout_ms = max(0, min(timeout_ms, int((ctx.deadline - now) * 1000) + 1))
         if self._drain(timeout_ms):
             if now > self._next_check:
-                self._check(ctx, src)
+                # What just arrived may hold src's message and its goodbye behind it:
+                # only a quiet poll proves that src left without sending it.
+                self._check(ctx, None)
         else:
             self._check(ctx, src)
 
@@ -347,7 +349,7 @@ class Transport:
         (and answer connections waiting for authentication)."""
         if not zmq.zmq_poll(self._router_poll, timeout_ms):
             return False
-        zap.answer_pending(self._gate, self._admit)
+        handshake.answer_pending(self._gate, self._admit)
         while self._receive_one() and self._router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             pass
         return True

@@ -2,8 +2,11 @@
 the ranks, and configuration mistakes named within seconds."""
 import pytest
 
-from comm_harness import assert_all_ok, finish_job, free_port, reports, start_job, start_rank
-from disttorch.comm import DistStoreError, TCPStore
+import os
+import subprocess
+import sys
+
+from comm_harness import REPO, assert_all_ok, finish_job, free_port, reports, start_job, start_rank
 
 
 @pytest.mark.timeout(90)
@@ -49,15 +52,23 @@ def test_bad_master_port_is_named_with_its_value(port, monkeypatch):
 
 
 def test_wrong_secret_is_told_apart_from_an_unreachable_store():
-    master = TCPStore("127.0.0.1", 0, is_master=True, timeout=5, secret=b"right")
+    # A fresh process: in one that earlier closed a client with a request queued for an
+    # unreachable store, libzmq occasionally loses the next client's handshake events
+    # (seen about once in 50 runs), and this checks the first contact of a new rank.
+    probe = """
+from disttorch.comm import DistStoreError, TCPStore
+master = TCPStore("127.0.0.1", 0, is_master=True, timeout=5, secret=b"right")
+for port, secret, timeout in ((master.port, b"wrong", 30), (1, b"right", 0.5)):
+    client = TCPStore("127.0.0.1", port, timeout=timeout, secret=secret)
     try:
-        wrong = TCPStore("127.0.0.1", master.port, timeout=30, secret=b"wrong")
-        with pytest.raises(DistStoreError, match="refused this process: its DISTTORCH_SECRET"):
-            wrong.get("anything")
-        wrong.close()
-    finally:
-        master.close()
-    nobody = TCPStore("127.0.0.1", free_port(), timeout=0.5, secret=b"right")
-    with pytest.raises(DistStoreError, match="could not reach the rendezvous store"):
-        nobody.get("anything")
-    nobody.close()
+        client.get("anything")
+    except DistStoreError as error:
+        print(error, flush=True)
+    client.close()
+master.close()
+"""
+    refused, unreachable = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO))).stdout.splitlines()
+    assert "refused this process: its DISTTORCH_SECRET differs" in refused, refused
+    assert "could not reach the rendezvous store at 127.0.0.1:1" in unreachable, unreachable

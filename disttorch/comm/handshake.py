@@ -1,4 +1,5 @@
-"""Connection-time authentication through ZeroMQ's ZAP protocol (RFC 27).
+"""Connection handshakes: authentication through ZeroMQ's ZAP protocol (RFC 27), and
+monitor sockets that report how handshakes and connections went.
 
 libzmq hands every new connection's handshake credentials to the socket bound at
 ``inproc://zeromq.zap.01`` in the same context and accepts no message from the
@@ -8,8 +9,12 @@ rank buffer anything: its connection is refused before its first byte of data.
 The handler answers only when its owner polls it (the store's thread, a rank in
 a collective), so a pending stranger waits in the handshake, costing nothing.
 """
+import itertools
+import os
+
 import zmq
 
+_monitor_ids = itertools.count()
 ENDPOINT = "inproc://zeromq.zap.01"
 _VERSION = b"1.0"
 
@@ -33,3 +38,17 @@ def answer_pending(handler, decide):
             handler.send_multipart([_VERSION, request_id, b"400", b"not part of this job", b"", b""])
         else:
             handler.send_multipart([_VERSION, request_id, b"200", b"OK", user_id, b""])
+
+
+def monitor(socket, events):
+    """A PAIR socket receiving ``socket``'s ``events``.
+
+    pyzmq's get_monitor_socket names the endpoint after the socket's file
+    descriptor, which a socket opened after a closed one reuses while libzmq may
+    still hold the old endpoint: the new monitor then silently reports nothing.
+    """
+    endpoint = f"inproc://disttorch-monitor-{os.getpid()}-{next(_monitor_ids)}"
+    socket.monitor(endpoint, events)
+    receiver = socket.context.socket(zmq.PAIR)
+    receiver.connect(endpoint)
+    return receiver
