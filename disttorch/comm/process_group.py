@@ -502,6 +502,10 @@ def _setting(name, text, low=0, high=None):
 def _init_from_url(init_method, rank, world_size):
     url = urllib.parse.urlparse(init_method)
     if url.scheme == "env":
+        for name, low, high in (("RANK", 0, None), ("WORLD_SIZE", 1, None),
+                                ("MASTER_PORT", 1, 65535)):
+            if name in os.environ:
+                _setting(name, os.environ[name], low, high)
         found = cluster_env.detect()
         if found is not None:
             _export(found)
