@@ -40,18 +40,18 @@ REDUCE_UFUNCS = {
 def check_reduce_op(op, dtype):
     if op == "avg" and dtype.kind == "b":
         raise TypeError("ReduceOp.AVG is not defined for bool tensors; use SUM, MIN or MAX")
+    if op == "avg" and dtype.kind in "iu":
+        # A silent floor division would hand back a wrong mean; torch's backends refuse too.
+        raise TypeError(f"ReduceOp.AVG is not supported for integer tensors ({dtype}); "
+                        "convert to a floating-point dtype, or reduce with SUM and divide")
     if op in ("band", "bor", "bxor") and dtype.kind not in "biu":
         raise TypeError(f"ReduceOp.{op.upper()} needs an integer or bool tensor, got {dtype}")
 
 
 def finish_reduction(op, values, world_size):
     """AVG is a SUM followed by one division, done once by whoever holds the final value."""
-    if op != "avg":
-        return
-    if values.dtype.kind == "f" or values.dtype.kind == "c":
+    if op == "avg":
         np.divide(values, world_size, out=values)
-    else:
-        np.floor_divide(values, world_size, out=values)
 
 
 def segments(count, parts):

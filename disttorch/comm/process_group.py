@@ -164,6 +164,7 @@ class ProcessGroup:
         thread competes for the cores; a collective that cannot start early then
         runs to completion right away.
         """
+        self._check_alive(op)
         if self._failure is not None:
             raise DistBackendError(
                 f"process group {self.group_id} cannot run {op}: an earlier collective failed "
@@ -350,6 +351,7 @@ class ProcessGroup:
     # ------------------------------------------------------------ point to point
     def send(self, array, dst, tag=0):
         """Send ``array`` to group rank ``dst``; returns once ZeroMQ owns the data."""
+        self._check_alive("send")
         flat = _source_buffer(array)
         world = self._world
         header = msgpack.packb([DATA, P2P_GROUP, tag, "send", flat.dtype.str, flat.size, ""])
@@ -365,6 +367,7 @@ class ProcessGroup:
 
     def recv(self, array, src=None, tag=0):
         """Receive into ``array`` from group rank ``src`` (any rank if None); returns the sender."""
+        self._check_alive("recv")
         out, copy_back = _host_buffer(array)
         world = self._world
         expected = [DATA, P2P_GROUP, tag, "send", out.dtype.str, out.size, ""]
@@ -389,8 +392,16 @@ class ProcessGroup:
 
     def has_message(self, src, tag=0):
         """Whether ``recv(src, tag)`` would find its first message already here."""
+        self._check_alive("has_message")
         peer = None if src is None else self.ranks[src]
         return self._world.executor.call(lambda: self._world.transport.has_p2p(peer, tag))
+
+    def _check_alive(self, op):
+        if self._world.closed:
+            raise RuntimeError(
+                f"process group {self.group_id} cannot run {op}: destroy_process_group() "
+                "destroyed it; call init_process_group (and new_group) again and use the new "
+                "group")
 
     def _check_output_size(self, op, array, expected):
         if array.size != expected:
@@ -418,6 +429,7 @@ class World:
         self.timeout = timeout
         self.backend = backend
         self.store = store
+        self.closed = False
         try:
             self.transport = Transport(store, rank, world_size, master_addr,
                                        join_prefix(store, rank, world_size), auth.job_secret())
@@ -447,6 +459,7 @@ class World:
         """Leave the job without waiting for any peer. Rank 0's store server stays up
         (a multi_tenant TCPStore), so a rank that re-initializes before rank 0 left
         this world still meets rank 0's next init there."""
+        self.closed = True
         self.executor.drain()
         self.transport.close()
         if self.rank == 0:

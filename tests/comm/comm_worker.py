@@ -41,7 +41,7 @@ def values(rank, dtype, size, salt=0, small=False):
 def ops_for(dtype):
     kind = np.dtype(dtype).kind
     ops = [ReduceOp.SUM, ReduceOp.PRODUCT, ReduceOp.MIN, ReduceOp.MAX]
-    if kind != "b":
+    if kind in "fc":
         ops.append(ReduceOp.AVG)
     if kind in "biu":
         ops += [ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR]
@@ -51,9 +51,7 @@ def ops_for(dtype):
 def expected_reduction(arrays, op):
     if op is ReduceOp.AVG:
         total = functools.reduce(np.add, arrays)
-        if total.dtype.kind == "f":
-            return (total / len(arrays)).astype(total.dtype)
-        return np.floor_divide(total, len(arrays))
+        return (total / len(arrays)).astype(total.dtype)
     return functools.reduce(UFUNCS[op], arrays)
 
 
@@ -314,7 +312,7 @@ def _catch(action):
     start = time.monotonic()
     try:
         action()
-    except RuntimeError as error:
+    except (RuntimeError, TypeError) as error:
         return {"type": type(error).__name__, "message": str(error),
                 "seconds": time.monotonic() - start, "failed_rank": getattr(error, "rank", None)}
     return None
@@ -487,6 +485,16 @@ def scenario_raise_while_peer_waits():
 def scenario_init_default_timeout():
     dist.init_process_group("zmq")
     dist.destroy_process_group()
+
+
+def scenario_stale_group_and_int_avg():
+    dist.init_process_group("zmq", timeout=30)
+    int_avg = _catch(lambda: dist.all_reduce(t(np.ones(4, np.int64)), op=ReduceOp.AVG))
+    kept = dist.new_group(list(range(WORLD)))
+    dist.destroy_process_group()
+    report(rank=RANK, int_avg=int_avg,
+           stale=_catch(lambda: dist.all_reduce(t(np.ones(3)), group=kept)),
+           stale_send=_catch(lambda: kept.send(np.ones(2), (RANK + 1) % WORLD)))
 
 
 def scenario_cuda():

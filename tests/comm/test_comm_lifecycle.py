@@ -2,9 +2,13 @@
 the ranks, and configuration mistakes named within seconds."""
 import pytest
 
+import glob
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 from comm_harness import REPO, assert_all_ok, finish_job, free_port, reports, start_job, start_rank
 
@@ -72,3 +76,30 @@ master.close()
         env=dict(os.environ, PYTHONPATH=str(REPO))).stdout.splitlines()
     assert "refused this process: its DISTTORCH_SECRET differs" in refused, refused
     assert "could not reach the rendezvous store at 127.0.0.1:1" in unreachable, unreachable
+
+
+@pytest.mark.timeout(90)
+def test_stale_group_and_integer_avg_are_refused_with_clear_errors():
+    results = finish_job(start_job("stale_group_and_int_avg", 2)[0], timeout=80)
+    assert_all_ok(results)
+    for _, output in results:
+        report = reports(output)[0]
+        assert report["int_avg"]["type"] == "TypeError", report
+        assert "AVG is not supported for integer tensors" in report["int_avg"]["message"]
+        for key in ("stale", "stale_send"):
+            assert report[key]["type"] == "RuntimeError", report
+            assert "destroy_process_group() destroyed it" in report[key]["message"], report
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_rank_stopped_during_init_leaves_no_socket_file(stop):
+    proc = start_rank("init_only", 0, 2, free_port())  # rank 1 never comes: init blocks
+    deadline = time.monotonic() + 60
+    # /proc/net/unix lists listening sockets, file-backed or abstract, with their names.
+    while f"disttorch-{proc.pid}-" not in open("/proc/net/unix").read():
+        assert time.monotonic() < deadline and proc.poll() is None, "rank 0 never bound"
+        time.sleep(0.05)
+    proc.send_signal(stop)
+    proc.communicate(timeout=60)
+    assert glob.glob(os.path.join(tempfile.gettempdir(), f"disttorch-{proc.pid}-*")) == []
