@@ -428,6 +428,11 @@ class Transport:
         if ctx.group_id not in self._aborts:
             return
         src, seq, class_name, message, failed_rank = self._aborts[ctx.group_id]
+        if ctx.group_id != P2P_GROUP and ctx.seq < seq:
+            # The aborting rank finished this earlier collective, so its data for it was sent:
+            # a slower rank still completes it and meets the abort at the collective that failed.
+            # (Point-to-point tags carry no order, so an abort there stops every wait.)
+            return
         if src == self.rank:
             text = message
         else:
