@@ -9,7 +9,6 @@ asks, so the folder costs the programs' total run time divided by the cores.
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -75,12 +74,6 @@ PROGRAMS = {
 _FINAL_LOSS = re.compile(r"final_loss=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))")
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _command(program, framework):
     script = os.path.join(SCRIPTS, f"{program}.py")
     spec = PROGRAMS[program]
@@ -88,8 +81,10 @@ def _command(program, framework):
         if framework == "disttorch":
             return [sys.executable, "-m", "disttorch.launcher", "--as-torch", "--nproc", str(spec.launch_nproc),
                     script, *spec.args]
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(spec.launch_nproc),
-                "--master_port", str(_free_port()), script, *spec.args]
+        # --standalone binds its store to port 0 itself: a port probed here could be taken by another
+        # program of this test before torchrun binds it.
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                str(spec.launch_nproc), script, *spec.args]
     if framework == "disttorch":
         return [sys.executable, "-m", "disttorch.as_torch", script, *spec.args]
     return [sys.executable, script, *spec.args]
