@@ -129,6 +129,18 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
                                              **self._optim_defaults)
         self._sync_param_groups(self.optim.param_groups, self.param_groups)
 
+    def _broadcast_large_params_of(self, rank):
+        """Broadcast ``rank``'s large parameters in place, one by one; return the rest, which
+        travel together in flat buffers."""
+        small = []
+        for p in self._params_of_rank(rank):
+            if p._data.nbytes >= _LONE_BROADCAST_BYTES and p._data.flags.c_contiguous:
+                dist.broadcast(p.detach(), src=self._global(rank), group=self.process_group)
+                p._vc[0] += 1
+            else:
+                small.append(p)
+        return small
+
     def _build_param_buckets(self):
         """With ``parameters_as_bucket_view``: one flat buffer per (owner rank, dtype), the
         parameters rebound as views of it, so the post-step broadcast needs no copies."""
@@ -136,13 +148,7 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         if not self.parameters_as_bucket_view:
             return
         for rank in range(self.world_size):
-            small = []
-            for p in self._params_of_rank(rank):
-                if p._data.nbytes >= _LONE_BROADCAST_BYTES and p._data.flags.c_contiguous:
-                    dist.broadcast(p.detach(), src=self._global(rank), group=self.process_group)
-                    p._vc[0] += 1
-                else:
-                    small.append(p)
+            small = self._broadcast_large_params_of(rank)
             for params in _by_dtype(small):
                 xp = get_array_module(params[0]._data)
                 flat = xp.concatenate([p._data.reshape(-1) for p in params])
@@ -183,13 +189,7 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
                 p._vc[0] += 1
             return
         for rank in range(self.world_size):
-            small = []
-            for p in self._params_of_rank(rank):
-                if p._data.nbytes >= _LONE_BROADCAST_BYTES and p._data.flags.c_contiguous:
-                    dist.broadcast(p.detach(), src=self._global(rank), group=self.process_group)
-                    p._vc[0] += 1
-                else:
-                    small.append(p)
+            small = self._broadcast_large_params_of(rank)
             for params in _by_dtype(small):
                 xp = get_array_module(params[0]._data)
                 flat = Tensor._wrap(xp.concatenate([p._data.reshape(-1) for p in params])
