@@ -186,6 +186,28 @@ def test_scaled_dot_product_attention_is_one_graph_node_and_zero_on_fully_masked
     assert_close(q.grad, q_ref.grad)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_scaled_dot_product_attention_float32_rows_far_below_the_maximum_match_torch(causal):
+    # The mask sinks batch 1's scores ~100 below batch 0's: shifting every row by the one global maximum would
+    # underflow batch 1's exponentials to 0/0, so those scores must be redone with per-row maxima.
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((2, 2, 6, 8)).astype(np.float32) for _ in range(3)]
+    mask = np.zeros((2, 1, 6, 6), dtype=np.float32)
+    mask[1] -= 100.0
+    if causal:
+        mask[:, :, np.triu_indices(6, 1)[0], np.triu_indices(6, 1)[1]] = -np.inf
+    ours = [disttorch.tensor(a, requires_grad=True) for a in arrays]
+    ref = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, attn_mask=disttorch.tensor(mask))
+    out_ref = torch.nn.functional.scaled_dot_product_attention(*ref, attn_mask=torch.tensor(mask))
+    assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    weights = rng.standard_normal(out.shape).astype(np.float32)
+    (out * disttorch.tensor(weights)).sum().backward()
+    (out_ref * torch.tensor(weights)).sum().backward()
+    for ours_in, ref_in in zip(ours, ref):
+        assert_close(ours_in.grad, ref_in.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_scaled_dot_product_attention_dropout_keeps_expected_mass():
     disttorch.manual_seed(0)
     q = disttorch.zeros(1, 64, 8)

@@ -33,33 +33,81 @@ def _swap_last(xp, a):
     return xp.swapaxes(a, -1, -2)
 
 
-def attention_weights(xp, query, key, attn_mask, is_causal, scale):
-    """softmax(Q K^T * scale + mask) over the last axis, computed in place on the score array.
+# A row whose largest weight before normalising falls below this (its scores more than ~46 below the shift)
+# is recomputed with a per-row shift, so no weight loses precision to float32's subnormal range.
+_SAFE_ROW_TOTAL = 1e-20
 
-    A boolean attn_mask is True where attention is allowed; a row with no allowed key gets all-zero weights
-    (as PyTorch's CPU kernel gives), not NaN.
+
+def _row_sums(xp, a):
+    """a.sum(-1) as a matrix-vector product: NumPy's reduction along short contiguous rows runs a scalar loop
+    several times slower than BLAS."""
+    return a @ xp.ones(a.shape[-1], dtype=a.dtype)
+
+
+def _scores(xp, scaled_query, key, additive_mask):
+    # Q @ K^T is about twice as fast with K^T laid out contiguously (small batched GEMMs in OpenBLAS).
+    scores = scaled_query @ xp.ascontiguousarray(_swap_last(xp, key))
+    if additive_mask is not None:
+        scores += additive_mask
+    return scores
+
+
+def attention_weights(xp, scaled_query, key, attn_mask, is_causal):
+    """softmax(Q K^T + mask) over the last axis (Q already scaled), computed in place on the score array.
+
+    The scores are shifted by their one global maximum rather than per-row maxima (a max over short rows costs
+    as much as the matrix product); when that leaves some row's exponentials too small to trust, the scores are
+    recomputed with per-row maxima. A boolean attn_mask is True where attention is allowed; a row with no
+    allowed key gets all-zero weights (as PyTorch's CPU kernel gives), not NaN.
     """
-    scores = query @ _swap_last(xp, key)
-    scores *= scores.dtype.type(scale)
-    query_len, key_len = scores.shape[-2:]
+    query_len, key_len = scaled_query.shape[-2], key.shape[-2]
+    forbidden = None
     if is_causal:
         forbidden = xp.triu(xp.ones((query_len, key_len), dtype=bool), 1)
+    elif attn_mask is not None and attn_mask.dtype == np.bool_:
+        forbidden = ~attn_mask
+    additive = attn_mask if forbidden is None else None
+    scores = _scores(xp, scaled_query, key, additive)
+    weights = _globally_shifted_softmax(xp, scores, forbidden)
+    if weights is None:
+        weights = _exact_softmax(xp, _scores(xp, scaled_query, key, additive), forbidden)
+    return weights
+
+
+def _globally_shifted_softmax(xp, scores, forbidden):
+    """The softmax in place with one shift for all rows, or None where that shift does not serve (NaN or
+    infinite scores, fully masked rows, rows far below the maximum)."""
+    if not scores.size:
+        return scores
+    dtype = scores.dtype.type
+    shift = scores.max()
+    if not xp.isfinite(shift):
+        return None
+    if forbidden is None:
+        scores -= shift
+    else:
+        # The shift and the mask in one pass: -shift where allowed, -inf where forbidden.
+        scores += xp.where(forbidden, dtype(-np.inf), -shift)
+    xp.exp(scores, out=scores)
+    totals = _row_sums(xp, scores)
+    if not totals.min() >= _SAFE_ROW_TOTAL:
+        return None
+    scores *= (1 / totals)[..., None]
+    return scores
+
+
+def _exact_softmax(xp, scores, forbidden):
+    """The per-row-maximum softmax, for score arrays the global shift cannot serve (NaN, infinities, rows far
+    below the maximum, fully masked rows)."""
+    if forbidden is not None:
         xp.copyto(scores, scores.dtype.type(-np.inf), where=forbidden)
-    elif attn_mask is not None:
-        if attn_mask.dtype == np.bool_:
-            xp.copyto(scores, scores.dtype.type(-np.inf), where=~attn_mask)
-        else:
-            scores += attn_mask
     row_max = max_keepdims(scores, scores.ndim - 1)
-    # Only an explicit mask can forbid a whole row (the causal one always keeps key 0).
-    if attn_mask is not None:
-        row_max[~xp.isfinite(row_max)] = 0  # fully masked row: exp(-inf) = 0 everywhere, normalised below
+    row_max[row_max == -np.inf] = 0  # fully masked row: exp(-inf) = 0 everywhere, normalised below
     scores -= row_max
     xp.exp(scores, out=scores)
-    total = scores.sum(axis=-1, keepdims=True)
-    if attn_mask is not None:
-        total[total == 0] = 1
-    scores /= total
+    totals = scores.sum(axis=-1, keepdims=True)
+    totals[totals == 0] = 1
+    scores /= totals
     return scores
 
 
@@ -69,37 +117,44 @@ class ScaledDotProductAttention(Function):
         xp = get_array_module(query)
         if attn_mask is not None and attn_mask.dtype != np.bool_ and attn_mask.dtype != query.dtype:
             attn_mask = attn_mask.astype(query.dtype)
-        weights = attention_weights(xp, query, key, attn_mask, is_causal, scale)
+        # The scale goes onto Q (half the elements of the scores); its gradients pick it up again below.
+        scaled_query = query * query.dtype.type(scale)
+        weights = attention_weights(xp, scaled_query, key, attn_mask, is_causal)
         dropped = weights
         keep = None
         if dropout_p > 0.0:
             keep = _keep_mask(weights, weights.shape, dropout_p)
             dropped = weights * keep
-        ctx.save_for_backward(query, key, value, weights, keep)
+        out = dropped @ value
+        ctx.save_for_backward(scaled_query, key, value, weights, keep, out)
         ctx.scale = scale
-        ctx.mask_shape = None if attn_mask is None else attn_mask.shape
-        return dropped @ value
+        ctx.shapes = (query.shape, None if attn_mask is None else attn_mask.shape)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        query, key, value, weights, keep = ctx.saved_tensors
+        scaled_query, key, value, weights, keep, out = ctx.saved_tensors
+        query_shape, mask_shape = ctx.shapes
         need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
         xp = get_array_module(grad)
         grad_v = None
         if need_v:
             dropped = weights if keep is None else weights * keep
             grad_v = sum_to(_swap_last(xp, dropped) @ grad, value.shape)
-        # Softmax backward in place on d(weights): w * (dw - sum(dw * w)).
-        grad_scores = grad @ _swap_last(xp, value)
+        # Softmax backward in place on d(weights): w * (dw - sum_j w dw), where sum_j w dw = grad . out row by
+        # row (dropout included), a dot over the head dimension instead of over the keys.
+        grad_scores = grad @ xp.ascontiguousarray(_swap_last(xp, value))
         if keep is not None:
             grad_scores *= keep
-        row_dot = (grad_scores * weights).sum(axis=-1, keepdims=True)
-        grad_scores -= row_dot
+        grad_scores -= _row_sums(xp, grad * out)[..., None]
         grad_scores *= weights
-        grad_mask = sum_to(grad_scores, ctx.mask_shape) if need_mask else None
-        grad_scores *= grad_scores.dtype.type(ctx.scale)
-        grad_q = sum_to(grad_scores @ key, query.shape) if need_q else None
-        grad_k = sum_to(_swap_last(xp, grad_scores) @ query, key.shape) if need_k else None
+        grad_mask = sum_to(grad_scores, mask_shape) if need_mask else None
+        grad_q = None
+        if need_q:
+            grad_q = grad_scores @ key
+            grad_q *= grad_q.dtype.type(ctx.scale)
+            grad_q = sum_to(grad_q, query_shape)
+        grad_k = sum_to(_swap_last(xp, grad_scores) @ scaled_query, key.shape) if need_k else None
         return grad_q, grad_k, grad_v, grad_mask, None, None, None
 
 
