@@ -54,6 +54,7 @@ class Agent:
             return self._watch(group)
         finally:
             group.stop(self.spec.grace_period, self.signals.hurry)
+            group.remove_traces()
 
     def _watch(self, group: WorkerGroup) -> RoundResult:
         node = self.spec.node_rank
@@ -65,7 +66,7 @@ class Agent:
                 log(f"worker group FAILED: {reason}; stopping all workers")
                 self.coordinator.announce_halt(reason)
                 self._stop(group)
-                return RoundResult(node, NodeOutcome.FAILED, group.failures(), reason)
+                return RoundResult(node, NodeOutcome.FAILED, group.failures(), reason, group.positions())
             if self.signals.signum is not None:
                 # A lost node whose hang-up is already here caused the signal (compose stops every
                 # container once one died): it stays the reason the job stopped.
@@ -73,20 +74,20 @@ class Agent:
                 if earlier is not None:
                     log(f"stopping the workers on node {node}: {earlier}")
                     self._stop(group)
-                    return RoundResult(node, NodeOutcome.STOPPED, group.failures(), earlier)
+                    return RoundResult(node, NodeOutcome.STOPPED, group.failures(), earlier, group.positions())
                 reason = f"node {node}'s launcher got {self.signals.name}"
                 log(f"got {self.signals.name}: stopping all workers (SIGKILL after {self.spec.grace_period:g}s; "
                     f"Ctrl-C again to kill them now)")
                 self.coordinator.announce_halt(reason)
                 self._stop(group)
-                return RoundResult(node, NodeOutcome.INTERRUPTED, group.failures(), reason)
+                return RoundResult(node, NodeOutcome.INTERRUPTED, group.failures(), reason, group.positions())
             if state is WorkerState.SUCCEEDED:
                 return RoundResult(node, NodeOutcome.SUCCEEDED)
             stop_reason = self.coordinator.wait(self.spec.monitor_interval)
             if stop_reason is not None:
                 log(f"stopping the workers on node {node}: {stop_reason}")
                 self._stop(group)
-                return RoundResult(node, NodeOutcome.STOPPED, group.failures(), stop_reason)
+                return RoundResult(node, NodeOutcome.STOPPED, group.failures(), stop_reason, group.positions())
 
     def _stop(self, group: WorkerGroup) -> None:
         group.stop(self.spec.grace_period, self.signals.hurry)
@@ -100,7 +101,7 @@ class Agent:
         if not verdict.failed:
             log(f"node {self.spec.node_rank}: all workers SUCCEEDED")
             return 0
-        log("\n" + failure_summary(verdict.failures, verdict.reason, self.spec.multi_node))
+        log("\n" + failure_summary(verdict.failures, verdict.reason, self.spec.multi_node, verdict.positions))
         return 1
 
 

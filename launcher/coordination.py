@@ -29,6 +29,7 @@ class RoundResult:
     outcome: NodeOutcome
     failures: list[Failure] = field(default_factory=list)
     reason: str = ""
+    positions: list[list] = field(default_factory=list)  # [rank, where it was] from the flight records
 
     def to_json(self) -> dict:
         return {
@@ -36,6 +37,7 @@ class RoundResult:
             "outcome": self.outcome.value,
             "failures": [failure.to_json() for failure in self.failures],
             "reason": self.reason,
+            "positions": self.positions,
         }
 
     @classmethod
@@ -45,6 +47,7 @@ class RoundResult:
             NodeOutcome(data["outcome"]),
             [Failure.from_json(failure) for failure in data["failures"]],
             data["reason"],
+            data.get("positions", []),
         )
 
 
@@ -57,6 +60,7 @@ class Verdict:
     failures: list[Failure]
     reason: str
     interrupted: bool = False  # a launcher's SIGINT/SIGTERM/SIGHUP ended the job, not a failure before it
+    positions: list[list] = field(default_factory=list)  # [rank, where it was], every node's, by rank
 
     def to_json(self) -> dict:
         return {
@@ -65,12 +69,13 @@ class Verdict:
             "failures": [failure.to_json() for failure in self.failures],
             "reason": self.reason,
             "interrupted": self.interrupted,
+            "positions": self.positions,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "Verdict":
         return cls(data["restart"], data["failed"], [Failure.from_json(f) for f in data["failures"]], data["reason"],
-                   data.get("interrupted", False))
+                   data.get("interrupted", False), data.get("positions", []))
 
 
 _NAMED_RANK = re.compile(r"\brank (\d+)\b")
@@ -83,10 +88,11 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
         (failure for result in results for failure in result.failures),
         key=lambda failure: (failure.node_rank != first_halt_node, failure.timestamp),
     ))
+    positions = sorted((position for result in results for position in result.positions), key=lambda pair: pair[0])
     interrupted_by = [result.reason for result in results if result.outcome is NodeOutcome.INTERRUPTED]
     if interrupted_by:
         return Verdict(restart=False, failed=True, failures=failures, reason="; ".join(interrupted_by),
-                       interrupted=True)
+                       interrupted=True, positions=positions)
     if all(result.outcome is NodeOutcome.SUCCEEDED for result in results):
         return Verdict(restart=False, failed=False, failures=[], reason="")
     failed = sum(failure.exit_code != 0 for failure in failures)
@@ -98,7 +104,8 @@ def decide(results: list[RoundResult], first_halt_node: int | None, restart_coun
     lost = [result.reason for result in results if result.outcome is NodeOutcome.LOST]
     if lost:
         reason = "; ".join(lost)
-    return Verdict(restart=restart_count < max_restarts, failed=True, failures=failures, reason=reason)
+    return Verdict(restart=restart_count < max_restarts, failed=True, failures=failures, reason=reason,
+                   positions=positions)
 
 
 def _root_cause_first(seen: list[Failure]) -> list[Failure]:

@@ -3,13 +3,18 @@
 from collections.abc import Mapping
 
 from disttorch.launcher.config import LaunchSpec, RoundPlan
+from disttorch.launcher.flight_records import DUMP_DIR_VARIABLE
 
 # One thread per library per worker: N workers each starting a full thread pool would oversubscribe the cores.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def worker_env(base: Mapping[str, str], spec: LaunchSpec, plan: RoundPlan, local_rank: int) -> dict[str, str]:
+def worker_env(base: Mapping[str, str], spec: LaunchSpec, plan: RoundPlan, local_rank: int,
+               trace_dir: str | None = None) -> dict[str, str]:
     env = dict(base)
+    if trace_dir is not None:
+        # Where the workers' flight records go, for the failure summary (see flight_records.py).
+        env[DUMP_DIR_VARIABLE] = trace_dir
     for name in THREAD_VARIABLES:
         env.setdefault(name, "1")
     # Unbuffered output, so lines reach the console in time and are not lost when a worker is killed.

@@ -310,7 +310,7 @@ class MasterCoordinator:
         while set(self.round_nodes) - set(self.results):
             if self.signals.signum is not None and self.halt_reason is None:
                 reason = f"node 0's launcher got {self.signals.name}"
-                self.results[0] = RoundResult(0, NodeOutcome.INTERRUPTED, result.failures, reason)
+                self.results[0] = RoundResult(0, NodeOutcome.INTERRUPTED, result.failures, reason, result.positions)
                 self._halt(0, reason)
             if self.halt_reason is not None:
                 # Running nodes may train for hours; only a stopped job has a deadline to report back.
@@ -500,7 +500,7 @@ class NodeCoordinator:
         while self.lost_reason is None:
             if self.signals.signum is not None and result.outcome is not NodeOutcome.INTERRUPTED:
                 reason = f"node {self.spec.node_rank}'s launcher got {self.signals.name}"
-                result = RoundResult(result.node_rank, NodeOutcome.INTERRUPTED, result.failures, reason)
+                result = RoundResult(result.node_rank, NodeOutcome.INTERRUPTED, result.failures, reason, result.positions)
                 self._send("halt", reason=reason)
                 self._send("result", result=result.to_json())
             try:
@@ -510,7 +510,8 @@ class NodeCoordinator:
                 break
             if message is not None and message["kind"] == "verdict":
                 return Verdict.from_json(message["verdict"])
-        return Verdict(restart=False, failed=True, failures=result.failures, reason=self.lost_reason)
+        return Verdict(restart=False, failed=True, failures=result.failures, reason=self.lost_reason,
+                       positions=result.positions)
 
     def close(self) -> None:
         if self.channel is not None:

@@ -7,17 +7,22 @@ from disttorch.launcher.workers import Failure, describe_exit
 _RULE = "=" * 72
 
 
-def failure_summary(failures: list[Failure], reason: str, multi_node: bool) -> str:
-    """Rank, host, pid and how each failed worker ended (root cause first, marked), then its last stderr lines."""
+def failure_summary(failures: list[Failure], reason: str, multi_node: bool, positions: list[list] = ()) -> str:
+    """Rank, host, pid and how each failed worker ended (root cause first, marked), where every rank was in
+    its collectives (from the flight records in `positions`), then each failed worker's last stderr lines."""
     lines = [_RULE, f"disttorch-launch: job FAILED: {reason}"]
     if failures:
         lines.append("")
         lines.extend(_table(failures, multi_node))
-        for index, failure in enumerate(failures):
-            marker = " (root cause)" if index == 0 else ""
-            lines.append("")
-            lines.append(f"rank {failure.rank}{marker}: last lines of stderr:")
-            lines.extend(f"    {line}" for line in failure.stderr_tail or ["(nothing written to stderr)"])
+    if positions:
+        lines.append("")
+        lines.append("where each rank was (flight recorder):")
+        lines.extend(f"  rank {rank}: {where}" for rank, where in positions)
+    for index, failure in enumerate(failures):
+        marker = " (root cause)" if index == 0 else ""
+        lines.append("")
+        lines.append(f"rank {failure.rank}{marker}: last lines of stderr:")
+        lines.extend(f"    {line}" for line in failure.stderr_tail or ["(nothing written to stderr)"])
     lines.append(_RULE)
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from disttorch.launcher.config import LaunchSpec, RoundPlan
 from disttorch.launcher.env import worker_env
+from disttorch.launcher.flight_records import TraceFolder, position
 from disttorch.launcher.output import OutputPump, console_streams
 from disttorch.launcher.streams import STDERR, STDOUT
 
@@ -106,6 +107,7 @@ class WorkerGroup:
         self.plan = plan
         self.host = socket.gethostname()
         self.workers = [Worker(local, plan.rank_offset + local) for local in range(spec.nproc)]
+        self.traces = TraceFolder(os.environ)
 
     def start(self) -> None:
         launcher_pid = os.getpid()
@@ -113,7 +115,7 @@ class WorkerGroup:
             outputs = self._outputs(worker)
             worker.process = subprocess.Popen(
                 [sys.executable, "-u", *self.spec.command],
-                env=worker_env(os.environ, self.spec, self.plan, worker.local_rank),
+                env=worker_env(os.environ, self.spec, self.plan, worker.local_rank, str(self.traces.path)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -217,8 +219,29 @@ class WorkerGroup:
                 # A grandchild outside the group could hold the pipe open; never wait on it forever.
                 pump.join(max(0.0, deadline - time.monotonic()))
 
+    def positions(self) -> list[list]:
+        """[rank, where it was] for every worker, from the flight records they wrote; none when no worker
+        wrote one (a job without collectives). Call after stop()."""
+        started = [worker for worker in self.workers if worker.process is not None]
+        records = self.traces.read({worker.process.pid: worker.rank for worker in started})
+        if not records:
+            return []
+        return [[worker.rank, position(records.get(worker.rank), _how_it_ended(worker))] for worker in started]
+
+    def remove_traces(self) -> None:
+        self.traces.remove()
+
     def pids(self) -> list[int]:
         return [worker.process.pid for worker in self.workers if worker.process is not None]
+
+
+def _how_it_ended(worker: Worker) -> str:
+    if worker.stopped_by_launcher:
+        return "was stopped by the launcher"
+    code = worker.process.returncode
+    if code is None:
+        return "was still running"
+    return f"exited ({describe_exit(code)})" if code >= 0 else f"was killed by {describe_exit(code)}"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

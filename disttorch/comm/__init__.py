@@ -32,10 +32,14 @@ Environment knobs (all optional):
                           memory (default 4 MiB; each rank's whole input is staged there)
   DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)
   DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see transport.py)
+  DISTTORCH_TRACE_BUFFER_SIZE  collectives each rank's flight recorder keeps (default 2000, 0: off)
+  DISTTORCH_TRACE_DUMP_DIR  where flight records are written (default: the temp folder); when
+                          set, ranks also write theirs at exit and on SIGTERM (flight_recorder.py)
 """
 import atexit
 import os
 
+from . import flight_recorder
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                      DistNetworkError, DistStoreError, RankFailure)
 from .process_group import ProcessGroup, ReduceOp, World, init_world
@@ -53,6 +57,7 @@ def init(init_method=None, rank=-1, world_size=-1, timeout=None, store=None, bac
         raise RuntimeError("the default process group is already initialized; call "
                            "destroy_process_group() before initializing it again")
     _world = init_world(init_method, rank, world_size, timeout, store, backend)
+    flight_recorder.arm_exit_dumps()
     if os.getpid() not in _exit_hook_pids:
         # Without destroy_process_group, data still queued in ZeroMQ at exit would be
         # dropped and the peers would see this rank die instead of finishing.

@@ -33,7 +33,14 @@ class RankFailure(DistBackendError):
 
 
 class CollectiveTimeout(DistBackendError):
-    """A collective did not finish within the process group's timeout."""
+    """A collective did not finish within the process group's timeout.
+
+    ``missing_ranks`` lists the global ranks that had not reached it, when known.
+    """
+
+    def __init__(self, message, missing_ranks=()):
+        super().__init__(message)
+        self.missing_ranks = list(missing_ranks)
 
 
 class CollectiveMismatch(DistBackendError):

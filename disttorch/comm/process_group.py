@@ -13,7 +13,7 @@ from datetime import timedelta
 import msgpack
 import numpy as np
 
-from . import auth, cluster_env, hierarchy, shm
+from . import auth, cluster_env, flight_recorder, hierarchy, shm
 from . import collectives as algo
 from .errors import DistBackendError, DistError, DistStoreError
 from .store import TCPStore, as_seconds
@@ -123,6 +123,7 @@ class ProcessGroup:
         self.size = len(self.ranks)
         self._seq = 0
         self._failure = None
+        self._dumped_record = False
         self._shm = (shm.SharedSegments(self.size, self.rank)
                      if shm.available(world.transport, self.ranks) else None)
         self._hierarchy = False  # not planned yet; then None or a HostHierarchy
@@ -149,8 +150,10 @@ class ProcessGroup:
     def __repr__(self):
         return f"ProcessGroup(id={self.group_id}, ranks={self.ranks}, rank={self.rank})"
 
-    def _run(self, op, dtype, shape, reduce_op, algorithm, async_op, start=None, deferred=False):
-        """Number the collective, build its header and run ``algorithm(channel)``.
+    def _run(self, op, dtype, shape, reduce_op, algorithm, async_op, start=None, deferred=False,
+             input_sizes=None):
+        """Number the collective, build its header, record it in the flight recorder and run
+        ``algorithm(channel)``.
 
         ``shape`` is the array shape every rank must agree on (or an element
         count when per-message counts are checked instead, as in all_to_all).
@@ -163,6 +166,9 @@ class ProcessGroup:
         ``rest`` waits for Work.wait() and runs in the waiting thread, so no second
         thread competes for the cores; a collective that cannot start early then
         runs to completion right away.
+
+        ``input_sizes`` (the shapes of this rank's inputs) is for the flight recorder when the
+        input is not one array shaped ``shape``.
         """
         self._check_alive(op)
         if self._failure is not None:
@@ -177,6 +183,8 @@ class ProcessGroup:
         transport = self._world.transport
         description = f"{op} #{seq} of group {self.group_id}"
         started = {}
+        entry = flight_recorder.recorder().record(
+            self.group_id, self.ranks, seq, op, input_sizes or (shape,), (dtype,), reduce_op)
 
         def channel():
             if "channel" not in started:
@@ -187,6 +195,7 @@ class ProcessGroup:
         def guarded(body):
             ch = channel()
             transport.progress[self.group_id] = (seq, op, True)
+            flight_recorder.started(entry)
             try:
                 transport.raise_if_aborted(ch._ctx)
                 return body(ch)
@@ -205,16 +214,32 @@ class ProcessGroup:
             try:
                 guarded(rest)
                 transport.raise_if_aborted(channel()._ctx, drain=True)
+            except BaseException as error:
+                self._record_failure(entry, error)
+                raise
             finally:
                 transport.progress[self.group_id] = (seq, op, False)
+            flight_recorder.completed(entry)
 
         executor = self._world.executor
         if start is not None and async_op:
-            started["rest"] = guarded(start)
+            try:
+                started["rest"] = guarded(start)
+            except BaseException as error:
+                self._record_failure(entry, error)
+                raise
             if started["rest"] is None and deferred:
                 return executor.run_now(job, description)
             return executor.run(job, description, True, deferred and started["rest"] is not None)
         return executor.run(job, description, async_op)
+
+    def _record_failure(self, entry, error):
+        flight_recorder.failed(entry, error)
+        # The group's first failure writes the record; collectives queued behind it fail too
+        # and would only write the same story again.
+        if isinstance(error, DistError) and not self._dumped_record:
+            self._dumped_record = True
+            flight_recorder.dump_on_failure(error)
 
     # ------------------------------------------------------------- collectives
     def all_reduce(self, array, op=ReduceOp.SUM, async_op=False, deferred=False):
@@ -296,7 +321,8 @@ class ProcessGroup:
             algo.reduce_scatter(ch, out, source, op_name)
             if copy_back:
                 copy_back()
-        return self._run("reduce_scatter", array.dtype, output.shape, op_name, run, async_op)
+        return self._run("reduce_scatter", array.dtype, output.shape, op_name, run, async_op,
+                         input_sizes=(array.shape,))
 
     def gather(self, array, outputs, dst, async_op=False):
         """``outputs`` (on ``dst`` only) is a list of size arrays shaped like ``array``."""
@@ -343,7 +369,8 @@ class ProcessGroup:
                 if copy_back:
                     copy_back()
         # Each message's header carries its own element count (splits may differ).
-        return self._run("all_to_all", inputs[0].dtype, -1, None, run, async_op)
+        return self._run("all_to_all", inputs[0].dtype, -1, None, run, async_op,
+                         input_sizes=tuple(block.shape for block in inputs))
 
     def barrier(self, async_op=False):
         return self._run("barrier", np.uint8, (), None, algo.barrier, async_op)
@@ -437,6 +464,8 @@ class World:
             store.close()
             raise
         self.executor = Executor()
+        record = flight_recorder.recorder()
+        record.rank, record.world_size = rank, world_size
         self.default_group = ProcessGroup(self, 0, range(world_size))
         self._next_group_id = 1
         try:

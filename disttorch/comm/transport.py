@@ -478,18 +478,19 @@ class Transport:
         while time.monotonic() < deadline and any(
                 (ctx.group_id, peer) not in self._status for peer in peers):
             self._pump(20)
-        missing = []
+        missing, missing_ranks = [], []
         for peer in ctx.members:
             status = self._status.get((ctx.group_id, peer))
             if peer == self.rank or (status is not None and status[0] >= ctx.seq):
                 continue
             where = "no reply" if status is None else f"last entered {status[1] or 'nothing'} #{status[0]}"
             missing.append(f"{peer} ({where})")
+            missing_ranks.append(peer)
         return CollectiveTimeout(
             f"{ctx.name()} timed out after {ctx.timeout:.1f}s on rank {self.rank}; ranks still "
             f"missing: {', '.join(missing) or 'none (a peer is stuck inside the collective)'}. "
             "A rank is stalled or skipped this collective; raise the timeout in "
-            "init_process_group if it is just slow")
+            "init_process_group if it is just slow", missing_ranks)
 
     def _mismatch(self, src, expected, got, ctx):
         error = CollectiveMismatch(

@@ -14,6 +14,7 @@ from disttorch import comm
 from disttorch.comm import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                             DistNetworkError, DistStoreError, PrefixStore, RankFailure, ReduceOp,
                             TCPStore, Work)
+from disttorch.comm import flight_recorder
 from disttorch.comm.process_group import ProcessGroup
 from disttorch.core.tensor import Tensor
 
@@ -80,6 +81,16 @@ def destroy_process_group(group=None):
     if group is None or group is GroupMember.WORLD:
         comm.shutdown()
         GroupMember.WORLD = None
+
+
+def dump_flight_recorder(path=None):
+    """Write this rank's flight record (its last DISTTORCH_TRACE_BUFFER_SIZE collectives) as JSON.
+
+    disttorch's counterpart of torch's ``_dump_nccl_trace``: ``path`` defaults to
+    ``disttorch-trace-rank<R>-pid<P>.json`` in DISTTORCH_TRACE_DUMP_DIR (else the temp folder).
+    Returns the path written. Works before, during and after the process group's life.
+    """
+    return flight_recorder.dump("dump_flight_recorder()", path)
 
 
 def get_rank(group=None):
@@ -339,7 +350,8 @@ __all__ = [
     "RankFailure",
     "ReduceOp", "Store", "TCPStore", "Work", "all_gather", "all_gather_into_tensor",
     "all_gather_object", "all_reduce", "all_to_all", "all_to_all_single", "barrier",
-    "batch_isend_irecv", "broadcast", "broadcast_object_list", "destroy_process_group", "gather",
+    "batch_isend_irecv", "broadcast", "broadcast_object_list", "destroy_process_group", "dump_flight_recorder",
+    "gather",
     "gather_object", "get_backend", "get_global_rank", "get_group_rank", "get_node_local_rank",
     "get_process_group_ranks", "get_rank", "get_world_size", "group", "init_process_group",
     "irecv", "is_available", "is_gloo_available", "is_initialized", "is_nccl_available",
