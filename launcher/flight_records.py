@@ -8,6 +8,7 @@ launcher turns them into one line per rank, e.g. ``rank 0: waiting in all_reduce
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,7 +26,10 @@ class TraceFolder:
     def __init__(self, environ: os._Environ | dict):
         given = environ.get(DUMP_DIR_VARIABLE)
         self.owned = not given
-        self.path = Path(tempfile.mkdtemp(prefix=_PREFIX) if self.owned else given)
+        # The first worker that writes a record creates the folder, so a launcher killed before its
+        # clean-up leaves nothing behind unless a worker wrote there; the random name is nobody's to guess.
+        self.path = Path(os.path.join(tempfile.gettempdir(), f"{_PREFIX}{secrets.token_hex(8)}") if self.owned
+                         else given)
 
     def read(self, rank_of_pid: dict[int, int]) -> dict[int, dict]:
         """The latest record of each rank among the workers `rank_of_pid` names (older runs that wrote

@@ -8,7 +8,7 @@ it failed. Recording stores references to values the collective already holds (s
 objects); names, strings and JSON are only made when the record is written.
 
 When a collective fails on a timeout, a dead peer, a mismatch or a peer's abort, the rank writes
-``disttorch-trace-rank<R>-pid<P>.json`` into ``DISTTORCH_TRACE_DUMP_DIR`` (default: the temp
+``disttorch-trace-rank<R>.json`` into ``DISTTORCH_TRACE_DUMP_DIR`` (default: the temp
 folder), prints one line on stderr and names the file in the error. With DISTTORCH_TRACE_DUMP_DIR
 set (disttorch-launch sets it to a folder of its own), a rank also writes its record when it exits
 and when SIGTERM stops it, so the launcher can show where every rank was when a job failed.
@@ -165,8 +165,9 @@ def dump_dir():
 
 
 def default_path(rank):
-    # Before init_process_group the rank is not known yet; the pid alone names the writer.
-    name = f"rank{rank}-pid{os.getpid()}" if rank is not None else f"pid{os.getpid()}"
+    # One file per rank, as torch's TORCH_NCCL_DEBUG_INFO_TEMP_FILE: a later job's record replaces an
+    # earlier one's instead of piling up. Before init_process_group only the pid names the writer.
+    name = f"rank{rank}" if rank is not None else f"pid{os.getpid()}"
     return os.path.join(dump_dir(), f"disttorch-trace-{name}.json")
 
 

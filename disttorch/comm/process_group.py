@@ -123,6 +123,7 @@ class ProcessGroup:
         self.size = len(self.ranks)
         self._seq = 0
         self._failure = None
+        self._recorder = flight_recorder.recorder()
         self._dumped_record = False
         self._shm = (shm.SharedSegments(self.size, self.rank)
                      if shm.available(world.transport, self.ranks) else None)
@@ -183,7 +184,7 @@ class ProcessGroup:
         transport = self._world.transport
         description = f"{op} #{seq} of group {self.group_id}"
         started = {}
-        entry = flight_recorder.recorder().record(
+        entry = self._recorder.record(
             self.group_id, self.ranks, seq, op, input_sizes or (shape,), (dtype,), reduce_op)
 
         def channel():

@@ -87,7 +87,7 @@ def dump_flight_recorder(path=None):
     """Write this rank's flight record (its last DISTTORCH_TRACE_BUFFER_SIZE collectives) as JSON.
 
     disttorch's counterpart of torch's ``_dump_nccl_trace``: ``path`` defaults to
-    ``disttorch-trace-rank<R>-pid<P>.json`` in DISTTORCH_TRACE_DUMP_DIR (else the temp folder).
+    ``disttorch-trace-rank<R>.json`` in DISTTORCH_TRACE_DUMP_DIR (else the temp folder).
     Returns the path written. Works before, during and after the process group's life.
     """
     return flight_recorder.dump("dump_flight_recorder()", path)
