@@ -43,10 +43,10 @@ LEARNING_RATE = 0.05
 class Cluster:
     """Namespaces `<tag>h<i>` on one veth pair (two hosts), each end shaped to `rate` by tbf."""
 
-    def __init__(self, hosts, rate):
+    def __init__(self, hosts, rate, prefix="bcl"):
         if hosts != 2:
             raise ValueError("the simulated cluster has two hosts (one veth pair)")
-        self.tag = f"bcl{os.getpid()}"
+        self.tag = f"{prefix}{os.getpid()}"
         self.namespaces = [f"{self.tag}h{index}" for index in range(hosts)]
         self.rate = rate
 
@@ -131,7 +131,8 @@ def teacher_task(steps, rank, world_size):
 
 
 def train(lib, model, batches, on_step=None):
-    """Median step time (s) after warm-up."""
+    """Median step time (s) after warm-up. `on_step(index, marks)` gets the step's perf_counter()
+    marks: start, backward returned, optimizer done."""
     opt = lib.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     loss_fn = lib.nn.CrossEntropyLoss()
     times = []
@@ -139,10 +140,12 @@ def train(lib, model, batches, on_step=None):
         start = time.perf_counter()
         opt.zero_grad()
         loss_fn(model(lib.from_numpy(x)), lib.from_numpy(y)).backward()
+        backward_returned = time.perf_counter()
         opt.step()
-        times.append(time.perf_counter() - start)
+        end = time.perf_counter()
+        times.append(end - start)
         if on_step is not None:
-            on_step(index)
+            on_step(index, {"start": start, "backward_returned": backward_returned, "end": end})
     return _median(times[WARMUP:] or times)
 
 
@@ -187,9 +190,11 @@ def worker(kind, steps, hook):
                 _register_hook(ddp, hook, dist)
                 timelines = []
 
-                def keep_timeline(index):
+                def keep_timeline(index, marks):
                     if index >= len(batches) - 3:
-                        timelines.append(ddp.reducer.timeline())
+                        timeline = ddp.reducer.timeline()
+                        timeline["step"] = {name: at - timeline["origin"] for name, at in marks.items()}
+                        timelines.append(timeline)
                 result = {"step": train(disttorch, ddp, batches, keep_timeline),
                           "accuracy": accuracy(disttorch, ddp.module, held_out), "timelines": timelines}
             dist.destroy_process_group()
@@ -257,20 +262,31 @@ def launch_counting_bytes(cluster, ranks_per_host, steps, port, **extra_env):
 
 
 def print_timelines(results):
-    """Each rank's last-step bucket timeline: when backward made the bucket ready, when its
-    all-reduce started and finished, in ms since the step's backward began."""
+    """Every rank's last-step timeline, in ms since rank 0's forward ended (all ranks share one
+    clock): the step's start, each bucket's ready / sends handed to ZeroMQ / receiving and folding
+    start and done, backward's end, all averages in place, all ranks past the closing barrier,
+    optimizer done."""
+    zero = results[0]["timelines"][-1]["origin"]
+
+    def ms(timeline, seconds):
+        return "-" if seconds is None else f"{(seconds + timeline['origin'] - zero) * 1e3:.1f}"
+
     for result in results:
-        for timeline in result["timelines"][-1:]:
-            rows = ", ".join(f"b{row['bucket']}({row['bytes'] / 1e6:.2f}MB) ready {row['ready'] * 1e3:.1f} "
-                             f"start {row['start'] * 1e3:.1f} done {row['done'] * 1e3:.1f}" for row in timeline["buckets"])
-            print(f"    rank {result['rank']} backward {timeline['backward_done'] * 1e3:.1f} ms, "
-                  f"all gradients in {timeline['finalized'] * 1e3:.1f} ms: {rows}")
+        timeline = result["timelines"][-1]
+        step = timeline["step"]
+        rows = ", ".join(f"b{row['bucket']}({row['bytes'] / 1e6:.2f}MB) ready {ms(timeline, row['ready'])} "
+                         f"sent {ms(timeline, row['sent'])} fold {ms(timeline, row['start'])}-{ms(timeline, row['done'])}"
+                         for row in timeline["buckets"])
+        print(f"    rank {result['rank']}: step start {ms(timeline, step['start'])}, forward done "
+              f"{ms(timeline, 0.0)}, {rows}; backward done {ms(timeline, timeline['backward_done'])}, "
+              f"averages in {ms(timeline, timeline['finalized'])}, barrier passed {ms(timeline, timeline['synced'])}, "
+              f"optimizer done {ms(timeline, step['end'])}")
 
 
-def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port, rounds):
+def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port, rounds, netns_prefix):
     """Every kind once per round, alternating so drifts in machine load hit all alike; each kind's
     best round (the least disturbed by other work on the machine) is reported."""
-    cluster = Cluster(2, rate)
+    cluster = Cluster(2, rate, netns_prefix)
     best = {}
     try:
         cluster.create()
@@ -320,6 +336,7 @@ def main():
     parser.add_argument("--hooks", default="", help="also run DDP with these hooks: none,fp16,bf16,powersgd")
     parser.add_argument("--timeline", action="store_true", help="print every rank's last-step bucket timeline")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--netns-prefix", default="bcl", help="names of the namespaces this run creates")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.steps + WARMUP, args.hook)
@@ -335,7 +352,8 @@ def main():
     port = 29600
     for rate in args.rates.split(","):
         for ranks_per_host in (int(value) for value in args.layouts.split(",")):
-            run_layout(ranks_per_host, rate, args.steps, hooks, args.timeline, port, args.rounds)
+            run_layout(ranks_per_host, rate, args.steps, hooks, args.timeline, port, args.rounds,
+                       args.netns_prefix)
             port += 100
 
 

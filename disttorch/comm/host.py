@@ -32,8 +32,21 @@ def _file_id(path):
 
 
 def identity():
-    """This process's view of its host: {"boot", "netns", "shm"}; a None entry never matches."""
-    return {"boot": _read_boot_id(), "netns": _file_id("/proc/self/ns/net"), "shm": _file_id(SHM_DIR)}
+    """This process's view of its host: {"boot", "netns", "shm", "cpus"}; a None entry never matches."""
+    return {"boot": _read_boot_id(), "netns": _file_id("/proc/self/ns/net"), "shm": _file_id(SHM_DIR),
+            "cpus": sorted(os.sched_getaffinity(0))}
+
+
+def cores_per_rank(mine, identities):
+    """CPU cores per rank among the ranks (``identities``, this one's included) that compete for
+    this process's cores: those on the same kernel whose CPU sets overlap ours. A network namespace
+    or a container with a hostname of its own is another host for the data, but not for the cores.
+    """
+    my_cpus = set(mine["cpus"])
+    rivals = [theirs for theirs in identities if mine["boot"] is not None and theirs.get("boot") == mine["boot"]
+              and my_cpus & set(theirs.get("cpus") or ())] or [mine]
+    cores = set().union(*(theirs["cpus"] for theirs in rivals))
+    return len(cores) / len(rivals)
 
 
 def same_kernel_and_network(mine, theirs):

@@ -237,6 +237,10 @@ class Transport:
         every rank computes the same one for every rank."""
         return host.key(self._peer_hosts[rank], rank)
 
+    def cores_per_rank(self):
+        """CPU cores per rank of this job on the cores this process may run on (see host.py)."""
+        return host.cores_per_rank(self._host, list(self._peer_hosts.values()))
+
     def _is_local(self, info):
         """Same kernel and network namespace: then the peer's abstract-namespace ipc
         socket is reachable (no filesystem needs to be shared)."""

@@ -102,19 +102,31 @@ def _runs_of_same_owner(params, owners):
     return [group for _, group in runs]
 
 
-def overlap_has_a_core():
+def overlap_has_a_core(cores_per_rank):
     """Whether a background thread can actually receive and fold beside backward on this machine.
 
-    That needs a core that backward is not using. With one core (or less) per local rank, the
-    communication thread only time-slices with backward and adds hand-offs, so each bucket's sends
-    start as it fills and the rest runs in the training thread (see Reducer._communicate).
-    DISTTORCH_DDP_OVERLAP=1/0 forces either way.
+    That needs a core that backward is not using: `cores_per_rank` counts every rank of the job that
+    runs on this process's cores (ranks in other network namespaces of the same machine included). With
+    one core (or less) per rank, the communication thread only time-slices with backward and takes the
+    GIL from it for every message, so each bucket's sends start as it fills and the rest runs in the
+    training thread (see Reducer._communicate). DISTTORCH_DDP_OVERLAP=1/0 forces either way.
     """
     forced = os.environ.get("DISTTORCH_DDP_OVERLAP")
     if forced is not None:
         return forced != "0"
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-    return len(os.sched_getaffinity(0)) >= 2 * max(local_ranks, 1)
+    return cores_per_rank >= 2
+
+
+def _cores_per_rank():
+    from ... import comm
+    return comm.world().transport.cores_per_rank()
+
+
+def _spans_hosts(process_group):
+    """Whether the group's ranks live on more than one host (every rank decides alike)."""
+    from ... import comm
+    transport = comm.world().transport
+    return len({transport.host_key(rank) for rank in _group(process_group).ranks}) > 1
 
 
 class Reducer:
@@ -143,7 +155,8 @@ class Reducer:
         self.used_counts = None
         # Time backward spent blocked on communication, inline all-reduces included (benchmarks read it).
         self.exposed_seconds = 0.0
-        self.overlap = overlap_has_a_core()
+        self.overlap = overlap_has_a_core(_cores_per_rank())
+        self.end_steps_together = _spans_hosts(process_group)
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
 
     def _use_buckets(self, buckets):
@@ -282,6 +295,7 @@ class Reducer:
             # AVG divides while folding, piece by piece, while each is in cache.
             work = _group(self.process_group).all_reduce(
                 bucket.comm_buffer._data, dist.ReduceOp.AVG, async_op=True, deferred=not self.overlap)
+            bucket.marks["sent"] = time.perf_counter()
             self.exposed_seconds += time.perf_counter() - started
             bucket.marks["work"] = work
             return Future.from_work(work, bucket.comm_buffer)
@@ -302,7 +316,6 @@ class Reducer:
         if self.used_counts is not None:
             self._used_work.wait()
             globally_unused = {id(p) for p, count in zip(self.params, self.used_counts._data) if count == 0}
-        self.exposed_seconds += time.perf_counter() - started
         self._step_marks["finalized"] = time.perf_counter()
         for bucket, result in zip(self.buckets, results):
             if bucket.comm_buffer is not bucket.buffer:
@@ -312,6 +325,26 @@ class Reducer:
             for position, p in enumerate(bucket.params):
                 if id(p) not in globally_unused:
                     self._write_grad(bucket, position, p)
+        synchronised = time.perf_counter()
+        self._end_step_together()
+        self._step_marks["synced"] = time.perf_counter()
+        self.exposed_seconds += self._step_marks["synced"] - synchronised + self._step_marks["finalized"] - started
+
+    def _end_step_together(self):
+        """Leave the step only once every rank holds every average: a barrier.
+
+        An all-reduce that sends each contribution straight to every peer (two ranks, small buckets,
+        the exchange between hosts) finishes on a late rank as soon as its own sends are out, as the
+        early ranks' data is already there, while an early rank still waits for the late one's data
+        to cross the link. The late rank's next step then starts that much earlier than the early
+        rank's, mirroring the offset, so it survives from step to step and every step pays it again:
+        on a link-bound cluster up to a whole transfer time, with compute and communication back to
+        back instead of overlapped. A ring's all-gather lines the ranks up by itself; this does it on
+        every path for one empty message each way. Within one host, large buckets go through shared
+        memory, where every rank waits for every other's signal anyway, and transfers are short.
+        """
+        if self.end_steps_together:
+            dist.barrier(group=self.process_group)
 
     def _write_grad(self, bucket, position, p):
         view = bucket.views[position]
@@ -324,9 +357,12 @@ class Reducer:
             p.grad._data[...] = view
 
     def timeline(self):
-        """The last synchronised step, in seconds since its forward ended: when each bucket became
-        ready and its all-reduce started and finished, when backward finished and when every
-        averaged gradient was in place. For finding where a step's time goes (bench_cluster)."""
+        """The last synchronised step, in seconds since its forward ended (`origin`, in perf_counter()
+        seconds, which processes on one machine share): when each bucket became ready, when its all-reduce
+        call returned to backward (`sent`; a direct exchange has then handed all its data to ZeroMQ's
+        I/O threads; None under a comm hook), when receiving and folding ran
+        (`start`, `done`), when backward finished, when every averaged gradient was in place and when
+        every rank had them (`synced`). For finding where a step's time goes (bench_cluster)."""
         origin = self._step_marks["origin"]
         rows = []
         for bucket in self.buckets:
@@ -334,10 +370,12 @@ class Reducer:
             work = marks.get("work")
             start = marks.get("start", work.started_at if work is not None else marks["ready"])
             done = marks.get("done", work.finished_at if work is not None else marks["waited"])
+            sent = marks.get("sent")
             rows.append({"bucket": bucket.index, "bytes": int(bucket.buffer._data.nbytes),
-                         "ready": marks["ready"] - origin, "start": start - origin, "done": done - origin})
-        return {"buckets": rows, "backward_done": self._step_marks["backward_done"] - origin,
-                "finalized": self._step_marks["finalized"] - origin}
+                         "ready": marks["ready"] - origin, "sent": None if sent is None else sent - origin,
+                         "start": start - origin, "done": done - origin})
+        return {"buckets": rows, "origin": origin, "backward_done": self._step_marks["backward_done"] - origin,
+                "finalized": self._step_marks["finalized"] - origin, "synced": self._step_marks["synced"] - origin}
 
     def remove_hooks(self):
         for handle in self._handles:
