@@ -175,10 +175,18 @@ def dump(reason, path=None):
     """Write this process's record as JSON (atomically) to ``path``; returns the path."""
     current = recorder()
     path = path or default_path(current.rank)
-    payload = json.dumps(current.snapshot(reason), indent=1).encode()
+    payload = _as_json(current.snapshot(reason)).encode()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, lambda handle: handle.write(payload))
     return path
+
+
+def _as_json(snapshot):
+    """One collective per line: readable with less or grep, and a few times faster to make than
+    indented JSON (a full ring at exit must not hold up the process)."""
+    entries = [json.dumps(entry) for entry in snapshot.pop("entries")]
+    head = json.dumps(snapshot)[:-1]
+    return f'{head}, "entries": [\n' + ",\n".join(entries) + "\n]}\n"
 
 
 def dump_on_failure(error):
