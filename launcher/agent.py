@@ -96,7 +96,7 @@ class Agent:
         # A signal that arrives while the job is already failing (`docker compose` stopping every
         # container once one died) must not hide that failure behind an interruption.
         if self.signals.signum is not None and (verdict.interrupted or not verdict.failed):
-            log(interruption_message(self.signals.signum))
+            log(interruption_message(self.signals.signum, verdict.positions))
             return exit_status_for(self.signals.signum)
         if not verdict.failed:
             log(f"node {self.spec.node_rank}: all workers SUCCEEDED")

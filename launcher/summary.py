@@ -14,10 +14,7 @@ def failure_summary(failures: list[Failure], reason: str, multi_node: bool, posi
     if failures:
         lines.append("")
         lines.extend(_table(failures, multi_node))
-    if positions:
-        lines.append("")
-        lines.append("where each rank was (flight recorder):")
-        lines.extend(f"  rank {rank}: {where}" for rank, where in positions)
+    lines.extend(positions_section(positions))
     for index, failure in enumerate(failures):
         marker = " (root cause)" if index == 0 else ""
         lines.append("")
@@ -25,6 +22,13 @@ def failure_summary(failures: list[Failure], reason: str, multi_node: bool, posi
         lines.extend(f"    {line}" for line in failure.stderr_tail or ["(nothing written to stderr)"])
     lines.append(_RULE)
     return "\n".join(lines)
+
+
+def positions_section(positions: list[list]) -> list[str]:
+    """Where each rank was in its collectives, from the flight records; nothing when there were none."""
+    if not positions:
+        return []
+    return ["", "where each rank was (flight recorder):", *(f"  rank {rank}: {where}" for rank, where in positions)]
 
 
 def _table(failures: list[Failure], multi_node: bool) -> list[str]:
@@ -39,5 +43,7 @@ def _table(failures: list[Failure], multi_node: bool) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def interruption_message(signum: int) -> str:
-    return f"disttorch-launch: stopped by {signal.Signals(signum).name}; all workers were terminated"
+def interruption_message(signum: int, positions: list[list] = ()) -> str:
+    """The launcher's last words after Ctrl-C: where each rank was is what a user stopping a hung job wants."""
+    return "\n".join([f"disttorch-launch: stopped by {signal.Signals(signum).name}; all workers were terminated",
+                      *positions_section(positions)])

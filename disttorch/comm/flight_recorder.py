@@ -113,7 +113,8 @@ def completed(entry):
 def failed(entry, error):
     if entry is not None:
         entry[_ENDED] = time.time_ns()
-        entry[_ERROR] = error
+        # Its text only: the error's traceback would keep the failed collective's arrays alive.
+        entry[_ERROR] = f"{type(error).__name__}: {error}"
         entry[_BLAMED] = blamed_ranks(error)
         entry[_STATE] = FAILED
 
@@ -127,7 +128,6 @@ def blamed_ranks(error):
 
 
 def _as_dict(entry):
-    error = entry[_ERROR]
     return {
         "record_id": entry[_ID],
         "group_id": entry[_GROUP],
@@ -141,7 +141,7 @@ def _as_dict(entry):
         "time_created_ns": entry[_CREATED],
         "time_started_ns": entry[_STARTED],
         "time_ended_ns": entry[_ENDED],
-        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "error": entry[_ERROR],
         "blamed_ranks": entry[_BLAMED],
     }
 

@@ -3,9 +3,10 @@ failure summary built from the records the ranks wrote; plus the summary's lines
 
 import json
 import re
+import signal
 
 import pytest
-from launch_helpers import launcher_env, run_launcher, write_script
+from launch_helpers import launcher_env, run_launcher, start_launcher, wait_for, write_script
 
 from disttorch.launcher.coordination import NodeOutcome, RoundResult, Verdict, decide
 from disttorch.launcher.flight_records import TraceFolder, position
@@ -15,18 +16,23 @@ from disttorch.launcher.summary import failure_summary
 STALLING_JOB = """
     import os, sys, time
     from datetime import timedelta
+    from pathlib import Path
     import disttorch
     import disttorch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=timedelta(seconds=2))
+    how = sys.argv[1]
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120 if how == "hang" else 2))
     values = disttorch.ones(4)
     for _ in range(5):
         dist.all_reduce(values)
     if dist.get_rank() == 1:
-        if sys.argv[1] == "exit":
+        if how == "exit":
             sys.exit(3)
-        time.sleep(120)  # the launcher stops it once rank 0 failed
-    dist.all_reduce(values)
+        Path("stalled").touch()
+        time.sleep(120)  # the launcher stops it once rank 0 failed (or on Ctrl-C)
+    work = dist.all_reduce(values, async_op=True)  # started once this returns: its data is on the way
+    Path("waiting").touch()
+    work.wait()
 """
 
 ENTRY_FIELDS = {"record_id", "group_id", "group_ranks", "seq", "op", "input_sizes", "input_dtypes", "reduce_op",
@@ -88,6 +94,24 @@ def test_summary_shows_where_each_rank_was_from_their_records(tmp_path, how):
         assert failed["error"].startswith("CollectiveTimeout: all_reduce #7")
     else:
         assert records[1]["reason"] == "exit"
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_on_a_hung_job_shows_where_each_rank_was(tmp_path):
+    write_script(tmp_path, "stall.py", STALLING_JOB)
+    launcher = start_launcher("--grace-period", "30", "--nproc", "2", "stall.py", "hang", cwd=tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / "stalled").exists() and (tmp_path / "waiting").exists(), 60, "the hang")
+        launcher.send_signal(signal.SIGINT)
+        _, stderr = launcher.communicate(timeout=60)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGINT, stderr
+    summary = stderr[stderr.index("stopped by SIGINT"):]
+    lines = {int(rank): text for rank, text in re.findall(r"^  rank (\d): (.*)$", summary, re.MULTILINE)}
+    assert re.match(r"waiting in all_reduce #7 for [\d.]+ s; last completed all_reduce #6; "
+                    r"then it was stopped by the launcher$", lines[0]), summary
+    assert lines[1] == "last completed all_reduce #6; nothing pending; then it was stopped by the launcher", summary
 
 
 def _entry(record_id, seq, state, **extra):
