@@ -157,7 +157,25 @@ class Reducer:
         self.exposed_seconds = 0.0
         self.overlap = overlap_has_a_core(_cores_per_rank())
         self.end_steps_together = _spans_hosts(process_group)
+        self.reduce_at_end = self._agree_to_reduce_at_end()
+        # One flat buffer per dtype for the all-reduce at the end (see _agree_to_reduce_at_end).
+        self._staging = {}
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+
+    def _agree_to_reduce_at_end(self):
+        """Whether built-in averaging waits for the end of backward and then all-reduces every bucket
+        as one array: when all ranks share one host and no rank has a core to spare.
+
+        Started during backward, each bucket's all-reduce through shared memory is one more point where
+        a rank waits for the slowest, in the training thread, while there is no link to keep busy; at
+        the end, one array costs one wait and one round of signals (a quarter of the time of five
+        buckets for bench_ddp's MLP). Every rank must issue the same collectives, so all ranks agree here.
+        """
+        if self.end_steps_together or dist.get_world_size(self.process_group) == 1:
+            return False
+        wanted = Tensor._wrap(np.array([0 if self.overlap else 1], dtype=np.int32))
+        dist.all_reduce(wanted, op=dist.ReduceOp.MIN, group=self.process_group)
+        return bool(wanted._data[0])
 
     def _use_buckets(self, buckets):
         self.buckets = buckets
@@ -288,7 +306,10 @@ class Reducer:
         """Start the bucket's all-reduce. Data bound straight for the peers leaves right here (ZeroMQ's
         I/O threads carry it while backward goes on); receiving and folding then runs on the
         communication thread with overlap, else at the end of backward. Anything else (shared memory,
-        the ring) runs on the communication thread with overlap, else inline, now."""
+        the ring) runs on the communication thread with overlap, else inline, now; or, when all ranks
+        agreed to reduce at the end, every bucket then goes in one all-reduce (returns None)."""
+        if self.comm_hook is None and self.reduce_at_end:
+            return None
         if self.comm_hook is None:
             started = time.perf_counter()
             _mark_written(bucket.comm_buffer)
@@ -308,10 +329,14 @@ class Reducer:
         if self.arrival_order is None:
             self.arrival_order = self.ready_order
         started = self._step_marks["backward_done"] = time.perf_counter()
-        results = []
-        for bucket in self.buckets:
-            results.append(bucket.future.wait())
-            bucket.marks.setdefault("waited", time.perf_counter())
+        if self.comm_hook is None and self.reduce_at_end:
+            self._all_reduce_together()
+            results = [None] * len(self.buckets)
+        else:
+            results = []
+            for bucket in self.buckets:
+                results.append(bucket.future.wait())
+                bucket.marks.setdefault("waited", time.perf_counter())
         globally_unused = set()
         if self.used_counts is not None:
             self._used_work.wait()
@@ -329,6 +354,28 @@ class Reducer:
         self._end_step_together()
         self._step_marks["synced"] = time.perf_counter()
         self.exposed_seconds += self._step_marks["synced"] - synchronised + self._step_marks["finalized"] - started
+
+    def _all_reduce_together(self):
+        """Average every bucket with one all-reduce per dtype, through a flat staging buffer."""
+        by_dtype = {}
+        for bucket in self.buckets:
+            by_dtype.setdefault(bucket.comm_buffer._data.dtype, []).append(bucket)
+        group = _group(self.process_group)
+        for dtype, buckets in by_dtype.items():
+            started = time.perf_counter()
+            sources = [bucket.comm_buffer._data.reshape(-1) for bucket in buckets]
+            total = sum(source.size for source in sources)
+            staging = self._staging.get(dtype)
+            if staging is None or staging.size != total:
+                staging = self._staging[dtype] = get_array_module(sources[0]).empty(total, dtype)
+            get_array_module(staging).concatenate(sources, out=staging)
+            group.all_reduce(staging, dist.ReduceOp.AVG)
+            offset = 0
+            for bucket, source in zip(buckets, sources):
+                source[...] = staging[offset:offset + source.size]
+                offset += source.size
+                _mark_written(bucket.comm_buffer)
+                bucket.marks.update(start=started, done=time.perf_counter())
 
     def _end_step_together(self):
         """Leave the step only once every rank holds every average: a barrier.
