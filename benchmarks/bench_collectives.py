@@ -4,13 +4,17 @@ Both backends are initialised in the same worker processes and measured in
 alternating rounds at each size, so they see the same machine load; a size's
 ratio is the median of the per-round ratios. Workers use one torch intra-op
 thread, as torchrun sets for multi-process jobs. Prints time, algbw and busbw
-(algbw * 2(n-1)/n) per size for world sizes 2 and 4; the last line compares the
-two at world size 2:
+(algbw * 2(n-1)/n) per size for world sizes 2 and 4. Then two fresh ranks each
+all-reduce a 256 MiB float32 tensor three times with either backend (disttorch
+takes shared memory) and report their peak RSS during it as a multiple of the
+tensor, which itself counts as 1x. The last line compares the two at world size 2:
 
-    collectives: ratio_4k=A ratio_256k=B ratio_4m=C ratio_32m=D   (gloo time / disttorch time)
+    collectives: ratio_4k=A ratio_256k=B ratio_4m=C ratio_32m=D shm_peak_rss_ratio=E
+    gloo_peak_rss_ratio=F   (ratios: gloo time / disttorch time)
 """
 import argparse
 import os
+import re
 import socket
 import statistics
 import sys
@@ -83,6 +87,56 @@ def _worker(rank, world_size, ports, rounds, budget_s, torch_threads, results):
     comm.shutdown()
 
 
+def _rss_kib(field):
+    with open("/proc/self/status") as status:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M).group(1))
+
+
+def _peak_rss_ratio(all_reduce, tensor, nbytes):
+    """Peak RSS over three all_reduces of ``tensor`` (filled, so already resident), as a
+    multiple of its ``nbytes``; None where the kernel does not let a process reset its peak."""
+    # Connects and warms up with a small slice, so buffers sized by the tensor count.
+    all_reduce(tensor[:1 << 16])
+    try:
+        # Resets VmHWM to the current RSS, which already holds the tensor.
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return None
+    before_kib = _rss_kib("VmRSS")
+    for _ in range(3):
+        all_reduce(tensor)
+    return 1 + (_rss_kib("VmHWM") - before_kib) * 1024 / nbytes
+
+
+def _peak_rss_worker(rank, name, port, nbytes, results):
+    """One fresh process per backend, so neither inherits the other's peak or free lists."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if name == "disttorch":
+        import disttorch.comm as comm
+        comm.init("env://", rank=rank, world_size=2, timeout=120)
+        ratio = _peak_rss_ratio(comm.all_reduce, np.ones(nbytes // 4, np.float32), nbytes)
+        comm.shutdown()
+    else:
+        import torch
+        import torch.distributed as gloo
+        torch.set_num_threads(1)
+        gloo.init_process_group("gloo", rank=rank, world_size=2)
+        ratio = _peak_rss_ratio(gloo.all_reduce, torch.ones(nbytes // 4), nbytes)
+        gloo.destroy_process_group()
+    results[(name, rank)] = ratio
+
+
+def _peak_rss_ratios(results, nbytes=256 << 20):
+    """The larger of the two ranks' peak RSS ratios for each backend (None: not measurable)."""
+    ratios = {}
+    for name in ("disttorch", "gloo"):
+        mp.spawn(_peak_rss_worker, args=(name, _free_port(), nbytes, results), nprocs=2)
+        ranks = [results[(name, rank)] for rank in range(2)]
+        ratios[name] = None if None in ranks else max(ranks)
+    return ratios
+
+
 def _report(world_size, results):
     factor = 2 * (world_size - 1) / world_size
     print(f"world size {world_size}")
@@ -111,9 +165,17 @@ def main():
                                 results),
                  nprocs=world_size)
         _report(world_size, results)
+    rss = _peak_rss_ratios(results)
+    print("peak RSS during a 256 MiB all_reduce, world size 2 (tensor = 1x): "
+          + " | ".join(f"{name} {_ratio_text(ratio)}x" for name, ratio in rss.items()))
     if (2, "4k") in results:
         ratios = " ".join(f"ratio_{label}={results[(2, label)]['ratio']:.2f}" for label, _ in SIZES)
-        print(f"collectives: {ratios}")
+        print(f"collectives: {ratios} shm_peak_rss_ratio={_ratio_text(rss['disttorch'])} "
+              f"gloo_peak_rss_ratio={_ratio_text(rss['gloo'])}")
+
+
+def _ratio_text(ratio):
+    return "n/a" if ratio is None else f"{ratio:.2f}"
 
 
 if __name__ == "__main__":

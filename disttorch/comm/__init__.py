@@ -28,6 +28,8 @@ Environment knobs (all optional):
                           /dev/shm, see shm.py)
   DISTTORCH_SHM_MIN_BYTES smallest array (per rank's result) that takes shared memory
                           (default 64 KiB)
+  DISTTORCH_SHM_WINDOW_BYTES  arrays stream through shared memory in windows of this size
+                          (default 8 MiB); each rank's file holds two, whatever the array size
   DISTTORCH_SHM_REDUCE_SCATTER_MAX_BYTES  largest reduce_scatter input that takes shared
                           memory (default 4 MiB; each rank's whole input is staged there)
   DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)

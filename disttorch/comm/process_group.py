@@ -8,6 +8,7 @@ collectives.py expect. Ranks passed to its methods are group ranks.
 import enum
 import os
 import urllib.parse
+import weakref
 from datetime import timedelta
 
 import msgpack
@@ -127,6 +128,8 @@ class ProcessGroup:
         self._dumped_record = False
         self._shm = (shm.SharedSegments(self.size, self.rank)
                      if shm.available(world.transport, self.ranks) else None)
+        if self._shm is not None:
+            world.shared_segments.add(self._shm)
         self._hierarchy = False  # not planned yet; then None or a HostHierarchy
 
     def _hierarchy_for(self, flat):
@@ -467,6 +470,8 @@ class World:
         self.executor = Executor()
         record = flight_recorder.recorder()
         record.rank, record.world_size = rank, world_size
+        # Every group's shared-memory files, unmapped at close even if a group object lives on.
+        self.shared_segments = weakref.WeakSet()
         self.default_group = ProcessGroup(self, 0, range(world_size))
         self._next_group_id = 1
         try:
@@ -491,6 +496,8 @@ class World:
         this world still meets rank 0's next init there."""
         self.closed = True
         self.executor.drain()
+        for segments in list(self.shared_segments):
+            segments.close()
         self.transport.close()
         if self.rank == 0:
             try:

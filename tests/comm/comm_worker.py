@@ -5,6 +5,7 @@ Scenarios print JSON lines that the tests read; any uncaught error exits non-zer
 import functools
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -382,9 +383,9 @@ def scenario_shm_fallback():
     (all_reduce and reduce_scatter alike)."""
     if RANK == 1:
         import disttorch.comm.shm as shm
-        real_half_bytes = shm._half_bytes
+        real_slot_bytes = shm._slot_bytes
         # A file far larger than any /dev/shm: fallocate fails like on a full one.
-        shm._half_bytes = lambda nbytes: 1 << 60 if nbytes > 1 << 20 else real_half_bytes(nbytes)
+        shm._slot_bytes = lambda nbytes: 1 << 60 if nbytes > 1 << 20 else real_slot_bytes(nbytes)
     dist.init_process_group("zmq", timeout=60)
     check = Checker()
     for salt, size in enumerate([1 << 16, 1 << 20, 1 << 16, 1 << 20, 1 << 18]):
@@ -515,6 +516,55 @@ def scenario_cuda():
         check.equal(outputs[rank].cpu(), everyone[rank], "cuda all_gather")
     dist.destroy_process_group()
     report(rank=RANK, checks=check.count)
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M).group(1))
+
+
+def _shm_mapped_bytes():
+    """Bytes of this process's address space mapped from disttorch's /dev/shm files."""
+    total = 0
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if "/dev/shm/disttorch-" in line:
+                low, high = (int(bound, 16) for bound in line.split()[0].split("-"))
+                total += high - low
+    return total
+
+
+def scenario_shm_peak_rss():
+    """Large float32 all_reduces through shared memory: this rank's peak RSS while they run,
+    as a multiple of the tensor (which counts as 1x), and the /dev/shm it maps with two groups
+    and after destroy_process_group."""
+    dist.init_process_group("zmq", timeout=60)
+    # Starts the connections and any one-time state, so what follows measures the collective.
+    dist.all_reduce(t(np.ones(1 << 16, np.float32)))
+    count = int(os.environ["SHM_RSS_BYTES"]) // 4
+    tensor = torch.from_numpy(np.full(count, RANK + 1, np.float32))
+    try:
+        # Resets VmHWM to the current RSS, which already holds the tensor.
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError as error:
+        report(rank=RANK, skip=f"cannot reset the peak RSS: {error}")
+        return
+    before_kib = _status_kib("VmRSS")
+    # Several in a row: a pool that alternates between buffers touches them all by the second.
+    for _ in range(3):
+        tensor.numpy()[...] = RANK + 1
+        dist.all_reduce(tensor)
+        # min and max allocate nothing, unlike a comparison
+        assert tensor.numpy().min() == tensor.numpy().max() == WORLD * (WORLD + 1) // 2
+    peak_ratio = 1 + (_status_kib("VmHWM") - before_kib) * 1024 / (count * 4)
+    # A group object kept past destroy_process_group must not keep its files mapped.
+    kept = dist.new_group(list(range(WORLD)))
+    dist.all_reduce(t(np.ones(1 << 18, np.float32)), group=kept)
+    mapped_during = _shm_mapped_bytes()
+    dist.destroy_process_group()
+    report(rank=RANK, peak_ratio=peak_ratio, mapped_during=mapped_during,
+           mapped_after=_shm_mapped_bytes())
 
 
 if __name__ == "__main__":

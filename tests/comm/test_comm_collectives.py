@@ -38,8 +38,10 @@ def test_matrix_with_curve_encryption():
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_collective_matrix_over_shared_memory(world_size):
-    """Every array, even an empty one, takes the shared-memory path; no file outlives the job."""
-    procs, _ = start_job("matrix", world_size, env={**SMALL_PIECES, "DISTTORCH_SHM_MIN_BYTES": "0"})
+    """Every array, even an empty one, takes the shared-memory path, most of them in several
+    windows of an odd size (ragged last windows, slots of every dtype); no file outlives the job."""
+    procs, _ = start_job("matrix", world_size, env={**SMALL_PIECES, "DISTTORCH_SHM_MIN_BYTES": "0",
+                                                    "DISTTORCH_SHM_WINDOW_BYTES": "3000"})
     results = finish_job(procs, timeout=140)
     assert_all_ok(results)
     assert all(reports(output)[-1]["checks"] > 500 for _, output in results)
