@@ -133,11 +133,15 @@ class SharedSegments:
             slot[...] = buf[low:high]
 
         def consume(low, high, slots, header):
+            window = buf[low:high]
             if self.size == 2:
-                fold_in_rank_order(slots, op, buf[low:high])
-                finish_reduction(op, buf[low:high], self.size)
+                # Our own values come from the array, not our slot: folding in place reads
+                # one stream fewer of shared memory, whose small pages cost TLB misses.
+                fold_in_rank_order([window if peer == self.rank else slot
+                                    for peer, slot in enumerate(slots)], op, window)
+                finish_reduction(op, window, self.size)
             else:
-                self._reduce_scatter_all_gather(ch, header, buf[low:high], op, slots)
+                self._reduce_scatter_all_gather(ch, header, window, op, slots)
 
         per_window = max(1, WINDOW_BYTES // buf.itemsize)
         self._stream(ch, buf.dtype, _windows(buf.size, per_window), stage, consume, fallback)
@@ -152,7 +156,7 @@ class SharedSegments:
 
         def consume(low, high, slots, header):
             for peer in range(self.size):
-                blocks[peer, low:high] = slots[peer]
+                blocks[peer, low:high] = mine[low:high] if peer == self.rank else slots[peer]
 
         per_window = max(1, WINDOW_BYTES // mine.itemsize)
         self._stream(ch, mine.dtype, _windows(mine.size, per_window), stage, consume, fallback)
@@ -282,10 +286,19 @@ class SharedSegments:
         caller's array), each rank folding one slice of it."""
         bounds = segments(window.size, self.size)
         low, high = bounds[self.rank]
+        mine, published = window[low:high], slots[self.rank][low:high]
+        contributions = [mine if peer == self.rank else slot[low:high]
+                         for peer, slot in enumerate(slots)]
         # reduce-scatter: our slice, folded in rank order, published in our slot
-        fold_in_rank_order([slot[low:high] for slot in slots], op, window[low:high])
-        finish_reduction(op, window[low:high], self.size)
-        slots[self.rank][low:high] = window[low:high]
+        if self.rank < 2:
+            # our slice is an input of the first fold, so writing it in place is safe
+            fold_in_rank_order(contributions, op, mine)
+            finish_reduction(op, mine, self.size)
+            published[...] = mine
+        else:
+            fold_in_rank_order(contributions, op, published)
+            finish_reduction(op, published, self.size)
+            mine[...] = published
         for peer in ch.others():
             ch.send(peer, None, header=header)
         # all-gather: every owner's slice, once its signal says it is final
