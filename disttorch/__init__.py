@@ -4,6 +4,9 @@
 """
 import importlib as _importlib
 
+from .core.heap import keep_freed_heap as _keep_freed_heap
+
+_keep_freed_heap()
 from .core import creation as _creation
 from .core import random as _random
 from .core.creation import (  # noqa: F401

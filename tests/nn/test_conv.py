@@ -103,6 +103,14 @@ def test_conv2d_gradcheck():
                      (x, w, b))
 
 
+@pytest.mark.parametrize("chunk", [1, 216, 1 << 17], ids=["per-sample", "uneven-chunks", "one-chunk"])
+def test_weight_gradient_summed_over_chunks_of_samples(monkeypatch, chunk):
+    # 216 elements hold two samples' products for both layers below, so a batch of 5 splits 2 + 2 + 1.
+    monkeypatch.setattr(F, "_WEIGHT_GRAD_CHUNK", chunk)
+    _compare_layer("Conv2d", (4, 6, 3), dict(groups=2, padding=1), (5, 4, 6, 7))
+    _compare_layer("ConvTranspose2d", (4, 6, 3), dict(groups=2, stride=2), (5, 4, 4, 5))
+
+
 def test_conv_transpose2d_gradcheck():
     rng = np.random.default_rng(4)
     x = disttorch.tensor(rng.standard_normal((1, 2, 3, 3)), requires_grad=True)

@@ -1,4 +1,4 @@
-"""Convolutions: conv1d, conv2d, conv_transpose1d/2d, as im2col + one matmul with col2im in backward."""
+"""Convolutions: conv1d, conv2d, conv_transpose1d/2d, as im2col + per-sample matmuls, col2im in backward."""
 from ...core.autocast_state import lower_precision
 from ...core.autograd import Function
 from ...core.backend import get_array_module
@@ -7,63 +7,69 @@ from ._windows import as_pair, col2im, conv_columns, out_size, pad2d, rows_to_we
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
 
-def _channel_rows(x, groups):
-    """(N, C, H, W) -> (G, C/G, N*H*W), the layout the column matmuls consume."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, c // groups, n * h * w)
+# Elements in the temporary of stacked per-sample weight-gradient products, summed chunk by chunk: small
+# enough to stay in cache (measured fastest among 2**14 .. 2**20 for a 32->64 channel 3x3 conv).
+_WEIGHT_GRAD_CHUNK = 1 << 17
 
 
-def _from_channel_rows(rows, n, hw):
-    """(G, C/G, N*H*W) -> contiguous (N, C, H, W)."""
-    xp = get_array_module(rows)
-    channels = rows.shape[0] * rows.shape[1]
-    return xp.ascontiguousarray(rows.reshape((channels, n) + tuple(hw)).transpose(1, 0, 2, 3))
+def _stacked_matmul(a, b):
+    """a @ b over stacks (..., G, m, k) @ (..., G, k, n).
 
-
-def _per_group_matmul(a, b):
-    """a[g] @ b[g] for each group as plain 2-D BLAS calls.
-
-    numpy's stacked matmul takes a slower path than 2-D matmul for transposed operands (about 2x for
-    the weight gradient), so even the single-group case goes through 2-D products.
+    With one group, the group axis is dropped first: numpy runs a plain matrix (or a stack of
+    matrices) through BLAS faster than a stack of single-matrix stacks.
     """
-    if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return get_array_module(a).stack([a[g] @ b[g] for g in range(a.shape[0])])
+    if a.shape[-3] == 1 and b.shape[-3] == 1:
+        return (a[..., 0, :, :] @ b[..., 0, :, :])[..., None, :, :]
+    return a @ b
+
+
+def _sum_over_batch(a, b):
+    """sum over n of a[n] @ b[n], for (N, G, m, k) and (N, G, k, n): the weight gradient.
+
+    Stacked products over chunks of samples, so the temporary stays bounded and the Python loop short.
+    """
+    n = a.shape[0]
+    step = max(1, _WEIGHT_GRAD_CHUNK // (a.shape[1] * a.shape[2] * b.shape[3]))
+    total = _stacked_matmul(a[:step], b[:step]).sum(axis=0)
+    for start in range(step, n, step):
+        total += _stacked_matmul(a[start:start + step], b[start:start + step]).sum(axis=0)
+    return total
 
 
 class Conv2dFunction(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
         n = x.shape[0]
-        _, _, kh, kw = weight.shape
+        out_channels, _, kh, kw = weight.shape
         top, bottom, left, right = pads
         x_padded = pad2d(x, top, bottom, left, right)
         hp, wp = x_padded.shape[-2:]
         out_hw = (out_size(hp, kh, stride[0], dilation[0], 0, 0), out_size(wp, kw, stride[1], dilation[1], 0, 0))
         cols = conv_columns(x_padded, groups, (kh, kw), stride, dilation, out_hw)
         w_rows = weight_rows(weight, groups)
-        out = _per_group_matmul(w_rows, cols)
+        out = _stacked_matmul(w_rows, cols)
         if bias is not None:
             out += bias.reshape(groups, -1, 1)
         ctx.save_for_backward(cols, w_rows)
         ctx.geometry = (x.shape, weight.shape, (hp, wp), out_hw, stride, pads, dilation)
-        return _from_channel_rows(out, n, out_hw)
+        return out.reshape((n, out_channels) + out_hw)
 
     @staticmethod
     def backward(ctx, grad):
         cols, w_rows = ctx.saved_tensors
         in_shape, weight_shape, padded_hw, out_hw, stride, pads, dilation = ctx.geometry
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_rows = _channel_rows(grad, w_rows.shape[0])
+        grad_rows = grad.reshape(cols.shape[:2] + (-1, cols.shape[3]))
         grad_x = grad_w = grad_b = None
         if need_b:
-            grad_b = grad_rows.sum(axis=2).reshape(-1)
+            grad_b = grad.sum(axis=(0, 2, 3))
         if need_w:
-            grad_w = rows_to_weight(_per_group_matmul(grad_rows, cols.swapaxes(1, 2)), weight_shape)
+            # cols @ grad.T, not grad @ cols.T: BLAS runs the long reduction faster with cols untransposed.
+            grad_w_rows = _sum_over_batch(cols, grad_rows.swapaxes(-1, -2)).swapaxes(-1, -2)
+            grad_w = rows_to_weight(grad_w_rows, weight_shape)
         if need_x:
-            grad_cols = _per_group_matmul(w_rows.swapaxes(1, 2), grad_rows)
-            canvas = col2im(grad_cols, in_shape[0], padded_hw, out_hw, weight_shape[2:], stride, dilation)
+            grad_cols = _stacked_matmul(w_rows.swapaxes(-1, -2), grad_rows)
+            canvas = col2im(grad_cols, padded_hw, out_hw, weight_shape[2:], stride, dilation)
             top, _, left, _ = pads
             grad_x = canvas[:, :, top:top + in_shape[2], left:left + in_shape[3]]
         return grad_x, grad_w, grad_b, None, None, None, None
@@ -78,10 +84,10 @@ class ConvTranspose2dFunction(Function):
         kernel = weight.shape[2:]
         canvas_hw = tuple((size - 1) * s + d * (k - 1) + 1 + extra
                           for size, s, d, k, extra in zip((h, w), stride, dilation, kernel, output_padding))
-        x_rows = _channel_rows(x, groups)
+        x_rows = x.reshape(n, groups, -1, h * w)
         w_rows = weight_rows(weight, groups)
-        cols = _per_group_matmul(w_rows.swapaxes(1, 2), x_rows)
-        canvas = col2im(cols, n, canvas_hw, (h, w), kernel, stride, dilation)
+        cols = _stacked_matmul(w_rows.swapaxes(-1, -2), x_rows)
+        canvas = col2im(cols, canvas_hw, (h, w), kernel, stride, dilation)
         ph, pw = padding
         out = canvas[:, :, ph:canvas_hw[0] - ph, pw:canvas_hw[1] - pw]
         if bias is not None:
@@ -102,9 +108,9 @@ class ConvTranspose2dFunction(Function):
             grad_canvas = pad2d(grad, ph, canvas_hw[0] - ph - grad.shape[2], pw, canvas_hw[1] - pw - grad.shape[3])
             grad_cols = conv_columns(grad_canvas, w_rows.shape[0], weight_shape[2:], stride, dilation, x_shape[2:])
             if need_w:
-                grad_w = rows_to_weight(_per_group_matmul(x_rows, grad_cols.swapaxes(1, 2)), weight_shape)
+                grad_w = rows_to_weight(_sum_over_batch(x_rows, grad_cols.swapaxes(-1, -2)), weight_shape)
             if need_x:
-                grad_x = _from_channel_rows(_per_group_matmul(w_rows, grad_cols), x_shape[0], x_shape[2:])
+                grad_x = _stacked_matmul(w_rows, grad_cols).reshape(x_shape)
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
