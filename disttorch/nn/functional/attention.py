@@ -117,7 +117,7 @@ class ScaledDotProductAttention(Function):
         xp = get_array_module(query)
         if attn_mask is not None and attn_mask.dtype != np.bool_ and attn_mask.dtype != query.dtype:
             attn_mask = attn_mask.astype(query.dtype)
-        # The scale goes onto Q (half the elements of the scores); its gradients pick it up again below.
+        # The scale goes onto Q (half the elements of the scores).
         scaled_query = query * query.dtype.type(scale)
         weights = attention_weights(xp, scaled_query, key, attn_mask, is_causal)
         dropped = weights
@@ -125,36 +125,32 @@ class ScaledDotProductAttention(Function):
         if dropout_p > 0.0:
             keep = _keep_mask(weights, weights.shape, dropout_p)
             dropped = weights * keep
-        out = dropped @ value
-        ctx.save_for_backward(scaled_query, key, value, weights, keep, out)
+        # Saved: the inputs (views the caller keeps anyway) and the weights, not the scaled Q or the output: memory
+        # held until backward is memory the next step's forward pays page faults for.
+        ctx.save_for_backward(query, key, value, weights, keep)
         ctx.scale = scale
-        ctx.shapes = (query.shape, None if attn_mask is None else attn_mask.shape)
-        return out
+        ctx.mask_shape = None if attn_mask is None else attn_mask.shape
+        return dropped @ value
 
     @staticmethod
     def backward(ctx, grad):
-        scaled_query, key, value, weights, keep, out = ctx.saved_tensors
-        query_shape, mask_shape = ctx.shapes
+        query, key, value, weights, keep = ctx.saved_tensors
         need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
         xp = get_array_module(grad)
         grad_v = None
         if need_v:
             dropped = weights if keep is None else weights * keep
             grad_v = sum_to(_swap_last(xp, dropped) @ grad, value.shape)
-        # Softmax backward in place on d(weights): w * (dw - sum_j w dw), where sum_j w dw = grad . out row by
-        # row (dropout included), a dot over the head dimension instead of over the keys.
+        # Softmax backward in place on d(weights): w * (dw - sum_j w dw).
         grad_scores = grad @ xp.ascontiguousarray(_swap_last(xp, value))
         if keep is not None:
             grad_scores *= keep
-        grad_scores -= _row_sums(xp, grad * out)[..., None]
+        grad_scores -= xp.einsum("...j,...j->...", grad_scores, weights)[..., None]
         grad_scores *= weights
-        grad_mask = sum_to(grad_scores, mask_shape) if need_mask else None
-        grad_q = None
-        if need_q:
-            grad_q = grad_scores @ key
-            grad_q *= grad_q.dtype.type(ctx.scale)
-            grad_q = sum_to(grad_q, query_shape)
-        grad_k = sum_to(_swap_last(xp, grad_scores) @ scaled_query, key.shape) if need_k else None
+        grad_mask = sum_to(grad_scores, ctx.mask_shape) if need_mask else None
+        grad_scores *= grad_scores.dtype.type(ctx.scale)
+        grad_q = sum_to(grad_scores @ key, query.shape) if need_q else None
+        grad_k = sum_to(_swap_last(xp, grad_scores) @ query, key.shape) if need_k else None
         return grad_q, grad_k, grad_v, grad_mask, None, None, None
 
 
