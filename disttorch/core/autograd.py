@@ -266,6 +266,45 @@ def _private_sum(prev, g):
     return base is None or (base.base is None and sys.getrefcount(base) <= 3 and 0 not in prev.strides)
 
 
+class SliceGrad:
+    """A gradient that is zero outside one basic-index region of `shape` (what x[index]'s backward produces).
+
+    The engine keeps it as is until another gradient for the same node arrives or the node runs: the pieces of
+    a split/chunk/unbind then fill one dense array, instead of each building a zero array of the full shape
+    and all of them being summed.
+    """
+
+    __slots__ = ("shape", "dtype", "index", "value")
+
+    def __init__(self, shape, dtype, index, value):
+        self.shape, self.dtype, self.index, self.value = shape, dtype, index, value
+
+    def dense(self):
+        from .backend import get_array_module
+        grad = get_array_module(self.value).zeros(self.shape, dtype=self.dtype)
+        grad[self.index] = self.value
+        return grad
+
+
+def _dense(grad):
+    return grad.dense() if type(grad) is SliceGrad else grad
+
+
+def _sum_with_slices(prev, g, prev_private):
+    """prev + g where either is a SliceGrad; `prev_private` says a dense prev may be written in place."""
+    if type(prev) is SliceGrad:
+        if type(g) is SliceGrad:
+            prev, prev_private = prev.dense(), True
+        else:
+            prev, g, prev_private = g, prev, False  # the dense one may be shared with other edges
+    if prev.shape != g.shape or prev.dtype != g.dtype:
+        return prev + g.dense()
+    if not prev_private:
+        prev = prev.copy()
+    prev[g.index] += g.value
+    return prev
+
+
 def _run_pre_hooks(node, grad):
     """Tensor.register_hook functions and retain_grad targets of the tensor this node produced."""
     for hook in node._pre_hooks:
@@ -281,7 +320,7 @@ def _run_pre_hooks(node, grad):
 def _run_post_hooks(node, input_grads, grad):
     """Node.register_hook functions see and may replace the gradients of the tensor inputs (torch's view)."""
     tensor_positions = [i for i, is_tensor in enumerate(node._tensor_args) if is_tensor]
-    wrapped = tuple(None if input_grads[i] is None else Tensor._wrap(input_grads[i]) for i in tensor_positions)
+    wrapped = tuple(None if input_grads[i] is None else Tensor._wrap(_dense(input_grads[i])) for i in tensor_positions)
     for hook in node._post_hooks:
         out = hook(wrapped, (Tensor._wrap(grad),))
         if out is not None:
@@ -343,7 +382,7 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 ready.append(node)
     while ready:
         node = ready.pop()
-        grad = pending.pop(node, None)
+        grad = _dense(pending.pop(node, None))
         if grad is not None and node._pre_hooks:
             grad = _run_pre_hooks(node, grad)
         is_leaf = type(node) is AccumulateGrad
@@ -371,6 +410,8 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 prev = pending.get(nxt)
                 if prev is None:
                     pending[nxt] = g
+                elif type(prev) is SliceGrad or type(g) is SliceGrad:
+                    pending[nxt] = _sum_with_slices(prev, g, type(prev) is not SliceGrad and _private_sum(prev, g))
                 elif prev.size >= _IN_PLACE_MIN_SIZE and _private_sum(prev, g):
                     prev += g
                 else:

@@ -39,13 +39,11 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         shape, dtype, index = ctx.meta
+        if not _is_advanced(index):
+            return autograd.SliceGrad(shape, dtype, index, g), None
         xp = get_array_module(g)
         grad = xp.zeros(shape, dtype=dtype)
-        if _is_advanced(index):
-            # Repeated indices must add up, which plain assignment would not do.
-            xp.add.at(grad, index, g)
-        else:
-            grad[index] = g
+        xp.add.at(grad, index, g)  # repeated indices must add up, which plain assignment would not do
         return grad, None
 
 
