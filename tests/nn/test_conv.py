@@ -101,12 +101,17 @@ def test_conv2d_gradcheck():
     b = disttorch.tensor(rng.standard_normal(4), requires_grad=True)
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2),
                      (x, w, b))
+    # Stride 1 takes the padded-grid input gradient; an even kernel makes 'same' padding asymmetric.
+    x = disttorch.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding="same", dilation=(2, 1), groups=2), (x, w, b))
 
 
-@pytest.mark.parametrize("chunk", [1, 216, 1 << 17], ids=["per-sample", "uneven-chunks", "one-chunk"])
-def test_weight_gradient_summed_over_chunks_of_samples(monkeypatch, chunk):
-    # 216 elements hold two samples' products for both layers below, so a batch of 5 splits 2 + 2 + 1.
-    monkeypatch.setattr(F, "_WEIGHT_GRAD_CHUNK", chunk)
+@pytest.mark.parametrize("chunk", [1, 216, 5184, 1 << 17], ids=["per-sample", "uneven-weight-chunks",
+                                                                 "uneven-input-chunks", "one-chunk"])
+def test_backward_in_chunks_of_samples(monkeypatch, chunk):
+    # Per sample, the weight gradient's products take 108 elements (both layers below) and Conv2d's
+    # input-gradient columns 2592: 216 and 5184 split a batch of 5 into 2 + 2 + 1 for one or the other.
+    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)
     _compare_layer("Conv2d", (4, 6, 3), dict(groups=2, padding=1), (5, 4, 6, 7))
     _compare_layer("ConvTranspose2d", (4, 6, 3), dict(groups=2, stride=2), (5, 4, 4, 5))
 
