@@ -12,8 +12,9 @@ and prints
   cluster: step_ms=S torch_ms=T vs_torch=T/S compute_ms=C comm_ms=M overlap=O ideal_ratio=I ...
 with overlap = (C + M - S) / min(C, M) (1: communication fully hidden, 0: compute and communication
 in series) and ideal_ratio = S / max(C, M). Times are medians over steps after warm-up, best of --rounds
-alternating rounds (this machine is shared). The line also
-names the layout, the rate and the bytes each host sent over its veth per DDP step.
+alternating rounds (this machine is shared). The line also gives link_floor_ms, the shortest step the
+link allows given when DDP's first large gradient exists (see link_floor), S over it (vs_floor), the
+layout, the rate and the bytes each host sent over its veth per DDP step.
 
 --hooks none,fp16,bf16,powersgd runs the ddp step once per communication hook and prints each hook's
 step time and the accuracy reached on a held-out set of a synthetic teacher task.
@@ -283,6 +284,23 @@ def print_timelines(results):
               f"optimizer done {ms(timeline, step['end'])}")
 
 
+def link_floor(results, bytes_per_step, rate):
+    """The shortest DDP step this link allows with the model's gradients arriving as they do: a host
+    sends nothing before its first large gradient (>= 1 MB: fc2's weight, 57% of the bytes) is handed
+    to ZeroMQ, then needs bytes_per_step / rate on the wire, and the optimizer runs after the last
+    byte arrived. Medians over the recorded steps of every rank; the forward and the backward down to
+    fc2 (most of the compute) can never overlap with this step's communication."""
+    first_send, optimizer = [], []
+    for result in results:
+        for timeline in result["timelines"]:
+            large = [row["sent"] for row in timeline["buckets"] if row["bytes"] >= 1 << 20 and row["sent"] is not None]
+            if large:
+                first_send.append(min(large) - timeline["step"]["start"])
+            optimizer.append(timeline["step"]["end"] - timeline["synced"])
+    wire = bytes_per_step * 8 / _bits_per_second(rate)
+    return (_median(first_send) if first_send else 0.0) + wire + _median(optimizer)
+
+
 def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port, rounds, netns_prefix):
     """Every kind once per round, alternating so drifts in machine load hit all alike; each kind's
     best round (the least disturbed by other work on the machine) is reported."""
@@ -318,9 +336,11 @@ def run_layout(ranks_per_host, rate, steps, hooks, show_timeline, port, rounds, 
     print(f"  accuracy after {steps} steps: torch DDP {torch_results[0]['accuracy']:.3f}, "
           f"disttorch DDP {ddp[0]['accuracy']:.3f}")
     overlap = (compute_s + comm_s - step_s) / min(compute_s, comm_s)
+    floor_s = link_floor(ddp, ddp_bytes, rate)
     print(f"cluster: step_ms={step_s * 1e3:.1f} torch_ms={torch_s * 1e3:.1f} vs_torch={torch_s / step_s:.2f} "
           f"compute_ms={compute_s * 1e3:.1f} comm_ms={comm_s * 1e3:.1f} overlap={overlap:.2f} "
-          f"ideal_ratio={step_s / max(compute_s, comm_s):.2f} layout=2x{ranks_per_host} rate={rate} "
+          f"ideal_ratio={step_s / max(compute_s, comm_s):.2f} link_floor_ms={floor_s * 1e3:.1f} "
+          f"vs_floor={step_s / floor_s:.2f} layout=2x{ranks_per_host} rate={rate} "
           f"host0_sent_MB_per_step={ddp_bytes / 1e6:.2f}"
           + ("" if flat_bytes is None else f" flat_ring_MB_per_step={flat_bytes / 1e6:.2f} "
                                            f"inter_host_bytes_vs_flat={ddp_bytes / flat_bytes:.2f}"), flush=True)
