@@ -85,11 +85,14 @@ def _tanh_rational(xp, out, x, p, q, clip, t, numerator):
     """out = tanh(x P(t) / Q(t)) with t = min(x^2, clip^2), in x's dtype; t and numerator are scratch.
 
     Clamping t (not x) leaves x's sign and magnitude in the numerator: past the clip the ratio only grows, and
-    tanh has long since rounded to +-1.
+    tanh has long since rounded to +-1. Most blocks hold nothing past the clip; a max (a fast reduction) finds
+    those and spares them the clamping pass (NaN compares false, so a block holding one is clamped too).
     """
     with np.errstate(over="ignore"):  # x^2 of huge x is inf, clamped right away
         xp.multiply(x, x, out=t)
-    xp.minimum(t, t.dtype.type(clip * clip), out=t)
+    limit = t.dtype.type(clip * clip)
+    if xp is not np or not t.max() <= limit:
+        xp.minimum(t, limit, out=t)
     _horner(xp, numerator, t, p)
     numerator *= x
     xp.divide(numerator, _horner(xp, out, t, q), out=out)
@@ -222,7 +225,8 @@ def erfinv(input):
 
 def _gelu_kernel(xp, out, cdf, x, t, numerator):
     _normal_cdf_kernel(xp, cdf, x, t, numerator)
-    xp.multiply(x, cdf, out=out)
+    with np.errstate(invalid="ignore"):  # -inf * 0 is NaN, as PyTorch gives without a warning
+        xp.multiply(x, cdf, out=out)
 
 
 def _gelu_inference_kernel(xp, out, x, t, numerator, cdf):
