@@ -31,7 +31,7 @@ Environment knobs (all optional):
   DISTTORCH_SHM_WINDOW_BYTES  arrays stream through shared memory in windows of this size
                           (default 8 MiB); each rank's file holds two, whatever the array size
   DISTTORCH_SHM_REDUCE_SCATTER_MAX_BYTES  largest reduce_scatter input that takes shared
-                          memory (default 4 MiB; each rank's whole input is staged there)
+                          memory (default 4 MiB; larger ones take the sockets' ring)
   DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)
   DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see transport.py)
   DISTTORCH_TRACE_BUFFER_SIZE  collectives each rank's flight recorder keeps (default 2000, 0: off)
