@@ -1,4 +1,6 @@
 """Shape and data-movement ops: views, permutations, expand, cat/stack, repeat, pad, flip, devices."""
+import math
+
 import numpy as np
 
 from .. import autograd
@@ -26,6 +28,8 @@ class View(Function):
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
         try:
+            if isinstance(x, np.ndarray):
+                return x.reshape(shape, copy=False)  # the method skips np.reshape's dispatch layers
             return get_array_module(x).reshape(x, shape, copy=False)
         except ValueError:
             raise RuntimeError(
@@ -42,7 +46,7 @@ class View(Function):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
-        ctx.inverse = tuple(np.argsort(dims))
+        ctx.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))
         return x.transpose(dims)
 
     @staticmethod
@@ -221,11 +225,11 @@ def _infer_shape(x, shape):
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred")
     if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1]))
+        known = math.prod(s for s in shape if s != -1)
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
         shape = tuple(numel // known if s == -1 else s for s in shape)
-    elif int(np.prod(shape)) != numel:
+    elif math.prod(shape) != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
 
