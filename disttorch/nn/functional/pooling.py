@@ -31,18 +31,22 @@ class MaxPool2dFunction(Function):
         x_padded = pad2d(x, ph, ph + eh, pw, pw + ew, fill)
         positions = kernel[0] * kernel[1]
         pos_type = xp.int8 if positions <= 127 else xp.int32
-        best = best_pos = None
+        best = best_pos = candidate = better = None
         # Strict '>' keeps the first maximum, as PyTorch does; positions are row-major kernel offsets.
         # Positions only grow, so max(best_pos, better * pos) records the newest winner without
         # np.where or masked copies (both several times slower on strided slabs).
         for pos in range(positions):
             rows, cols = window_slice(pos // kernel[1], pos % kernel[1], stride, dilation, out_hw)
-            candidate = x_padded[:, :, rows, cols]
+            window = x_padded[:, :, rows, cols]
             if best is None:
-                best = candidate.copy()
+                best = window.copy()
                 best_pos = xp.zeros(best.shape, dtype=pos_type)
+                candidate, better = xp.empty_like(best), xp.empty(best.shape, dtype=bool)
                 continue
-            xp.maximum(best_pos, (candidate > best) * pos_type(pos), out=best_pos)
+            # One strided read per window; the three passes below then run on contiguous memory.
+            candidate[...] = window
+            xp.greater(candidate, best, out=better)
+            xp.maximum(best_pos, better.view(xp.int8) * pos_type(pos), out=best_pos)
             xp.maximum(best, candidate, out=best)
         ctx.geometry = (x.shape, x_padded.shape[2:], kernel, stride, padding, dilation, out_hw)
         ctx.save_for_backward(best_pos)
