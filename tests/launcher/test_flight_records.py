@@ -21,11 +21,19 @@ STALLING_JOB = """
     import disttorch.distributed as dist
 
     how = sys.argv[1]
-    dist.init_process_group("gloo", timeout=timedelta(seconds=120 if how == "hang" else 2))
+    # Both ranks imported before either starts the short timeout, so only the stall can run out of it.
+    Path(f"imported_{os.environ['RANK']}").touch()
+    deadline = time.monotonic() + 60
+    while not (Path("imported_0").exists() and Path("imported_1").exists()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dist.init_process_group("gloo", timeout=timedelta(seconds=4 if how == "sleep" else 120))
     values = disttorch.ones(4)
     for _ in range(5):
         dist.all_reduce(values)
     if dist.get_rank() == 1:
+        # Rank 0 is inside #7 first, so its record shows it there however late the launcher stops it.
+        while not Path("waiting").exists() and time.monotonic() < deadline + 60:
+            time.sleep(0.01)
         if how == "exit":
             sys.exit(3)
         Path("stalled").touch()
