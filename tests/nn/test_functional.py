@@ -130,6 +130,17 @@ def test_functional_dropout_eval_is_identity_and_mask_is_shared_with_backward():
     np.testing.assert_array_equal(x.grad.numpy() == 0, out.detach().numpy() == 0)
 
 
+def test_batch_norm_gradcheck_4d_and_eval_mode():
+    x = _input(3, 2, 2, 3)
+    w, b = _input(2, seed=1), _input(2, seed=2)
+    assert gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (x, w, b))
+    assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (x,))
+    mean, var = disttorch.tensor([0.5, -1.0], dtype=disttorch.float64), disttorch.tensor([2.0, 0.5],
+                                                                                          dtype=disttorch.float64)
+    assert gradcheck(lambda x, w, b: F.batch_norm(x, mean, var, w, b), (x, w, b))
+    assert gradcheck(lambda x, b: F.batch_norm(x, mean, var, None, b), (x, b))
+
+
 def test_batch_norm_eval_uses_running_stats():
     mean, var = disttorch.tensor([1.0, -1.0]), disttorch.tensor([4.0, 0.25])
     x = disttorch.tensor([[3.0, 0.0]])

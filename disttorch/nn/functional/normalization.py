@@ -12,7 +12,7 @@ class Normalize(Function):
     """(x - mean) * invstd, then optional weight/bias broadcast as `param_shape` (right-aligned to x).
 
     With batch_stats=True, mean and invstd were computed from x over `axes`, and the backward carries the
-    gradient through them too; otherwise they are constants (BatchNorm in eval mode).
+    gradient through them too; otherwise they are constants (instance_norm with running statistics).
     """
 
     @staticmethod
@@ -47,6 +47,89 @@ class Normalize(Function):
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
+class BatchNorm(Function):
+    """batch_norm over x viewed as (N, C, L): per-channel statistics, normalise and affine as one node.
+
+    The affine part folds into one per-channel scale and shift, so the output costs one multiply and one
+    add over x. Channel sums are matrix-vector products with a ones vector and channel dot products
+    are einsum row dots: numpy's reductions over the (0, 2) axes are slower. `centered` is x - mean
+    from the batch statistics (None in eval mode); backward works from it rather than keeping
+    a normalised copy of x.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, invstd, centered):
+        x3 = _channels_view(x)
+        scale = invstd if weight is None else invstd * weight
+        if centered is None:
+            shift = -mean * scale if bias is None else bias - mean * scale
+            out = x3 * scale[:, None]
+            out += shift[:, None]
+        else:
+            out = centered * scale[:, None]
+            if bias is not None:
+                out += bias[:, None]
+        ctx.save_for_backward(x if centered is None else centered, weight)
+        ctx.stats = (mean, invstd, centered is not None)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        source, weight = ctx.saved_tensors
+        mean, invstd, batch_stats = ctx.stats
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g3 = _channels_view(grad)
+        scale = invstd if weight is None else invstd * weight
+        grad_x = grad_w = grad_b = None
+        sum_g = _channel_sums(g3) if need_b or (need_x and batch_stats) else None
+        dot_g_xhat = None
+        if need_w or (need_x and batch_stats):
+            centered = source if batch_stats else _channels_view(source) - mean[:, None]
+            # sum(grad * xhat) = invstd * sum(grad * centered): no normalised copy of x needed.
+            dot_g_xhat = get_array_module(g3).einsum("ncl,ncl->c", g3, centered) * invstd
+        if need_w:
+            grad_w = dot_g_xhat
+        if need_b:
+            grad_b = sum_g
+        if need_x:
+            grad_x = g3 * scale[:, None]
+            if batch_stats:
+                # scale * (grad - mean(grad) - xhat * mean(grad * xhat)), means over the (N, L) of a channel.
+                count = g3.shape[0] * g3.shape[2]
+                grad_x -= centered * (scale * invstd * dot_g_xhat / count)[:, None]
+                grad_x -= (scale * sum_g / count)[:, None]
+            grad_x = grad_x.reshape(grad.shape)
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def _channels_view(x):
+    """(N, C, *) -> (N, C, L); a 2-D (N, C) input gets L = 1."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _channel_sums(x3):
+    """Per-channel sums of (N, C, L), through BLAS for float32/float64."""
+    xp = get_array_module(x3)
+    if x3.dtype not in (xp.float32, xp.float64):
+        return x3.sum(axis=(0, 2))
+    n, c, length = x3.shape
+    return (x3.reshape(n * c, length) @ xp.ones(length, dtype=x3.dtype)).reshape(n, c).sum(axis=0)
+
+
+def _batch_statistics(x3, eps):
+    """Mean, biased variance, 1/sqrt(var + eps) per channel, and x - mean (kept for the output and backward)."""
+    xp = get_array_module(x3)
+    dtype = x3.dtype
+    if dtype not in (xp.float32, xp.float64):
+        x3 = x3.astype(xp.float32)  # half-precision sums lose too much
+    count = x3.shape[0] * x3.shape[2]
+    mean = _channel_sums(x3) / count
+    centered = x3 - mean[:, None]
+    var = xp.einsum("ncl,ncl->c", centered, centered) / count
+    invstd = (1.0 / xp.sqrt(var + eps)).astype(dtype, copy=False)
+    return mean.astype(dtype, copy=False), var, invstd, centered.astype(dtype, copy=False)
+
+
 def _param_reduce_axes(ndim, param_shape):
     aligned = (1,) * (ndim - len(param_shape)) + tuple(param_shape)
     return tuple(i for i, size in enumerate(aligned) if size == 1)
@@ -73,13 +156,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm expects an input of at least 2 dimensions (N, C, ...), got {input.dim()}D")
     x = input._data
     channels = x.shape[1]
-    axes = (0,) + tuple(range(2, x.ndim))
-    param_shape = (1, channels) + (1,) * (x.ndim - 2)
     if training:
         count = x.size // max(channels, 1)
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
-        mean, var, invstd = _statistics(x, axes, eps)
+        mean, var, invstd, centered = _batch_statistics(_channels_view(x), eps)
         if running_mean is not None:
             _update_running(running_mean, mean, momentum)
         if running_var is not None:
@@ -90,9 +171,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise RuntimeError("batch_norm in eval mode needs running_mean and running_var; pass training=True "
                                "to normalise with batch statistics")
         xp = get_array_module(x)
-        mean = running_mean._data.reshape(param_shape).astype(x.dtype, copy=False)
-        invstd = (1.0 / xp.sqrt(running_var._data.reshape(param_shape) + eps)).astype(x.dtype, copy=False)
-    return Normalize.apply(input, weight, bias, mean, invstd, axes, param_shape, training)
+        mean = running_mean._data.astype(x.dtype, copy=False)
+        invstd = (1.0 / xp.sqrt(running_var._data + eps)).astype(x.dtype, copy=False)
+        centered = None
+    return BatchNorm.apply(input, weight, bias, mean, invstd, centered)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
