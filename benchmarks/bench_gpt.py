@@ -7,7 +7,8 @@ AdamW. The same model code builds both libraries' models; disttorch starts from 
 
 (a) training step: zero_grad + forward + loss + backward + AdamW step;
 (b) forward only: the same forward and loss under no_grad.
-Both timed in alternating rounds in this process. Peak RSS is measured in two fresh subprocesses, one
+Both timed in alternating rounds in this process, in wall time, or with --clock cpu in this thread's CPU time
+(steadier on a loaded machine: time spent waiting for a core is left out). Peak RSS is measured in two fresh subprocesses, one
 per library (each imports only its own library), running a few training steps. peak_rss_ratio compares
 the peak growth of RSS over those steps (activations, gradients, optimizer state: what training itself
 allocates); the whole-process peaks, dominated by torch's much larger import, are printed above it.
@@ -24,6 +25,7 @@ import argparse  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -145,6 +147,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this thread's CPU time (steadier on a machine shared with other work)")
     parser.add_argument("--memory-of", choices=("torch", "disttorch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
@@ -170,9 +174,11 @@ def main():
     print(f"gpt {LAYERS}x{HEADS}h w{WIDTH} ctx{CONTEXT} b{BATCH}: first loss {first_ours:.5f} vs {first_ref:.5f}, "
           f"after 3 AdamW steps {losses[-1][0]:.5f} vs {losses[-1][1]:.5f}")
 
-    forward_ratio = compare("forward only (no_grad)", our_forward, ref_forward, args.steps, args.rounds)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    print(f"clock: {args.clock} time")
+    forward_ratio = compare("forward only (no_grad)", our_forward, ref_forward, args.steps, args.rounds, clock)
     step_ratio, ours_best, ref_best = compare_seconds("train step (fwd+bwd+AdamW)", our_step, ref_step, args.steps,
-                                                      args.rounds)
+                                                      args.rounds, clock)
 
     mem_ours, mem_ref = _memory_of("disttorch", args.steps), _memory_of("torch", args.steps)
     growth_ours = mem_ours["peak_kib"] - mem_ours["before_kib"]

@@ -382,7 +382,9 @@ def run_backward(roots, root_grads, retain_graph, capture=None):
                 ready.append(node)
     while ready:
         node = ready.pop()
-        grad = _dense(pending.pop(node, None))
+        grad = pending.pop(node, None)
+        if type(grad) is SliceGrad:
+            grad = grad.dense()
         if grad is not None and node._pre_hooks:
             grad = _run_pre_hooks(node, grad)
         is_leaf = type(node) is AccumulateGrad
