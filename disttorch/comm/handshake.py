@@ -28,12 +28,13 @@ def bind_handler(context):
 
 
 def answer_pending(handler, decide):
-    """Answer every queued request: ``decide(mechanism, credentials)`` returns the
-    user id (bytes) to accept the connection, or None to refuse it."""
+    """Answer every queued request: ``decide(domain, mechanism, credentials)`` returns the
+    user id (bytes) to accept the connection, or None to refuse it; the domain is the
+    ZAP_DOMAIN of the socket being connected to."""
     while handler.poll(0):
         request = handler.recv_multipart()
-        version, request_id, _domain, _address, _identity, mechanism, *creds = request
-        user_id = decide(mechanism, creds) if version == _VERSION else None
+        version, request_id, domain, _address, _identity, mechanism, *creds = request
+        user_id = decide(domain, mechanism, creds) if version == _VERSION else None
         if user_id is None:
             handler.send_multipart([_VERSION, request_id, b"400", b"not part of this job", b"", b""])
         else:

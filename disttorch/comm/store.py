@@ -5,7 +5,13 @@ msgpack ``[client_id, counter, command, *args]`` and mac is an HMAC of it under
 the job secret. The server drops anything that fails the MAC or replays an old
 counter. Before any of that, a connection must prove the secret in its handshake
 (handshake.py), so strangers cannot even make the server buffer their bytes, and a
-rank with the wrong secret learns at once that it was refused. Blocking
+rank with the wrong secret learns at once that it was refused.
+
+libzmq buffers a handshake message up to the socket's largest frame before anyone can
+judge it, so the server's socket takes frames of at most FRAME_BYTES: that is all a
+stranger's connection can cost. A request longer than that travels as numbered
+``_part`` requests, each signed, that the server joins (at most MAX_MESSAGE_BYTES per
+request) and runs when the ``_last_part`` arrives. Blocking
 commands (get, wait) are parked on the server until their keys appear; the
 client enforces the timeout and ignores late replies by counter.
 """
@@ -29,6 +35,10 @@ _POLL_MS = 50
 _BIND_RETRY_S = 1.0
 # Largest request or reply; values are rendezvous data (addresses, small objects).
 MAX_MESSAGE_BYTES = 16 << 20
+# Largest frame the server's socket accepts from anyone, a handshake's included.
+FRAME_BYTES = 16 << 10
+# Room in a frame for the part's client id, counter and command around its slice.
+_PART_OVERHEAD = 64
 _HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 # Requests queued per connection before the server stops reading it (a client has at
@@ -68,7 +78,7 @@ class _StoreServer:
         self._context = zmq.Context()
         self._gate = handshake.bind_handler(self._context)
         self._socket = self._context.socket(zmq.ROUTER)
-        for option, value in ((zmq.LINGER, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
+        for option, value in ((zmq.LINGER, 0), (zmq.MAXMSGSIZE, FRAME_BYTES),
                               (zmq.RCVHWM, _QUEUED_REQUESTS), (zmq.PLAIN_SERVER, 1)):
             self._socket.setsockopt(option, value)
         self._bind(host, port)
@@ -76,6 +86,8 @@ class _StoreServer:
         self.port = int(self._socket.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self._data = {}
         self._last_counter = {}
+        # client id -> (bytes so far, parts so far; None once past MAX_MESSAGE_BYTES)
+        self._partial = {}
         self._parked = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="disttorch-store", daemon=True)
@@ -119,7 +131,7 @@ class _StoreServer:
             if self._socket in ready:
                 self._handle(self._socket.recv_multipart())
 
-    def _admit(self, mechanism, credentials):
+    def _admit(self, _domain, mechanism, credentials):
         """ZAP decision: only clients that prove the job secret may connect."""
         if mechanism != b"PLAIN" or len(credentials) != 2:
             return None
@@ -143,6 +155,34 @@ class _StoreServer:
             return
         self._last_counter[client_id] = counter
         request = (identity, client_id, counter, command, args)
+        if command in ("_part", "_last_part") and len(args) == 1 and isinstance(args[0], bytes):
+            self._collect_part(request, args[0], last=command == "_last_part")
+        else:
+            self._run(request)
+
+    def _collect_part(self, request, piece, last):
+        identity, client_id, counter = request[:3]
+        size, pieces = self._partial.pop(client_id, (0, []))
+        size += len(piece)
+        if pieces is not None and size <= MAX_MESSAGE_BYTES:
+            pieces.append(piece)
+        else:
+            pieces = None  # refused: stop holding its bytes, answer its last part
+        if not last:
+            self._partial[client_id] = (size, pieces)
+        elif pieces is None:
+            self._reply(request, False,
+                        f"store request of {size} bytes refused: the store carries at most "
+                        f"{MAX_MESSAGE_BYTES >> 20} MiB per request")
+        else:
+            try:
+                command, *args = msgpack.unpackb(b"".join(pieces))
+            except (ValueError, TypeError, msgpack.UnpackException):
+                return
+            self._run((identity, client_id, counter, command, args))
+
+    def _run(self, request):
+        command, args = request[3:]
         handler = getattr(self, f"_cmd_{command}", None)
         if handler is None:
             self._reply(request, False, f"unknown store command {command!r}")
@@ -315,29 +355,57 @@ class TCPStore:
                 raise DistStoreError("the store was closed; call init_process_group again")
             if self._refusal is not None:
                 raise self._refusal
-            self._counter += 1
-            payload = msgpack.packb([self._client_id, self._counter, command, *args])
-            if len(payload) > MAX_MESSAGE_BYTES - 1024:
-                raise ValueError(f"store {command}: the request takes {len(payload)} bytes; the "
+            body = msgpack.packb([command, *args])
+            if len(body) > MAX_MESSAGE_BYTES:
+                raise ValueError(f"store {command}: the request takes {len(body)} bytes; the "
                                  f"store carries at most {MAX_MESSAGE_BYTES >> 20} MiB per value")
-            # A refused connection has no queue until libzmq retries: never block on it.
-            self._socket.setsockopt(zmq.SNDTIMEO, -1 if timeout is None else int(timeout * 1000))
-            try:
-                self._socket.send_multipart([payload, auth.sign(self._secret, _REQUEST, payload)])
-            except zmq.Again:
-                raise self._timeout_error(command, args, timeout) from None
-            ok, result = self._await_reply(self._counter, command, args, timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if len(body) + _PART_OVERHEAD <= FRAME_BYTES:
+                sent = self._send(deadline, command, *args)
+            else:
+                step = FRAME_BYTES - _PART_OVERHEAD
+                sent = all(self._send(deadline, "_last_part" if start + step >= len(body)
+                                      else "_part", body[start:start + step])
+                           for start in range(0, len(body), step))
+            if not sent:
+                raise self._timeout_error(command, args, timeout)
+            ok, result = self._await_reply(self._counter, command, args, timeout, deadline)
         if not ok:
             raise DistStoreError(result)
         return result
 
-    def _await_reply(self, counter, command, args, timeout):
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _send(self, deadline, command, *args):
+        """Queue one signed request; False if ``deadline`` passed first.
+
+        Never blocks inside libzmq: a connection refused in its handshake has no queue, and
+        a send blocked on it would time out with the refusal unread on the monitor, telling
+        a rank with the wrong secret that the store is unreachable.
+        """
+        self._counter += 1
+        payload = msgpack.packb([self._client_id, self._counter, command, *args])
+        frames = [payload, auth.sign(self._secret, _REQUEST, payload)]
+        while True:
+            try:
+                self._socket.send_multipart(frames, zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                self._read_handshake_events()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._wait(zmq.POLLOUT, deadline)
+
+    def _wait(self, event, deadline):
+        """Wait for ``event`` on the socket, or any handshake event, for at most a poll interval."""
+        remaining_ms = _POLL_MS if deadline is None else min(
+            _POLL_MS, max(0, int((deadline - time.monotonic()) * 1000)))
+        ready = dict(zmq.zmq_poll([(self._socket, event), (self._monitor, zmq.POLLIN)],
+                                  remaining_ms))
+        return bool(ready.get(self._socket))
+
+    def _await_reply(self, counter, command, args, timeout, deadline):
         while True:
             self._read_handshake_events()
-            remaining_ms = _POLL_MS if deadline is None else min(
-                _POLL_MS, max(0, int((deadline - time.monotonic()) * 1000)))
-            if not self._socket.poll(remaining_ms):
+            if not self._wait(zmq.POLLIN, deadline):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise self._timeout_error(command, args, timeout)
                 continue

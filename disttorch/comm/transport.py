@@ -1,24 +1,32 @@
 """Point-to-point ZeroMQ transport between the ranks of one job.
 
-Topology: every rank binds one ROUTER (ipc:// for peers on the same host, as
-host.py decides it, tcp:// on port 0 for the rest) and publishes its real addresses in the store; it then
-connects one DEALER to every peer. Data to rank ``j`` leaves through the DEALER
-connected to ``j``; everything addressed to this rank arrives on its ROUTER and is
-sorted into per-(source, group) queues.
+Topology: for every peer ``j`` a rank binds one DEALER (ipc:// for peers on the same
+host, as host.py decides it, tcp:// on port 0 for the rest) that only ``j`` may connect to
+and that carries only data to ``j``; it publishes their real addresses in the store. Its one
+ROUTER connects to the DEALER each peer bound for it, so everything addressed to this rank
+arrives there, named by the routing id this rank gave the connection (the peer's rank),
+and is sorted into per-(source, group) queues.
 
-Each DEALER proves the job secret inside the ZeroMQ handshake: PLAIN
+Data flows from the listening side to the connecting side because a listener cannot tell a
+stranger's connection from a peer's until the handshake is over, and libzmq buffers a
+handshake message up to the socket's largest message size: the listening DEALERs accept
+messages of at most _LISTENER_MAX_MESSAGE_BYTES (the handshake and heartbeats), so a stranger
+costs a rank a few KiB per connection whatever it claims, while the ROUTER, which takes
+16 MiB pieces, only ever talks to addresses read from the authenticated store.
+
+The connecting ROUTER proves the job secret inside the ZeroMQ handshake: PLAIN
 credentials whose password is an HMAC over the peer's publish token and a fresh
-nonce, or with CURVE a client key the peer published in the authenticated store.
-The ROUTER's ZAP handler (handshake.py) checks them before libzmq accepts a byte of
-data, so a stranger can neither inject messages nor make a rank buffer garbage.
-The user id the handler gives a connection is its rank.
+nonce, or with CURVE a client key it published in the authenticated store. The
+listening rank's ZAP handler (handshake.py) checks them, and that they come from the
+one peer the DEALER serves, before libzmq attaches the connection, so a stranger can
+neither read a rank's data nor make it buffer garbage.
 
 Messages are ``[header, payload?]``. The header is msgpack and identical on
 every rank for a given collective (kind, group, sequence number, op, dtype,
 element count, reduce op), so a plain bytes comparison checks that the ranks
 agree; only on a mismatch is it decoded into an error message.
 
-Failure detection: a socket monitor on each DEALER reports when a peer's
+Failure detection: a socket monitor on the ROUTER reports when a peer's
 process disappears (ZMTP heartbeats catch silent hosts); a rank waiting in a
 collective whose group lost a member raises RankFailure. On a timeout the
 waiting rank asks its group who has reached this collective, names the ranks
@@ -44,11 +52,14 @@ from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, Di
 DATA, ABORT, STATUS_QUERY, STATUS_REPLY, BYE = range(5)
 P2P_GROUP = -1
 MAX_MESSAGE_BYTES = (16 << 20) + 4096
+# A PLAIN HELLO is at most 518 bytes, a CURVE INITIATE a few hundred; ZMTP heartbeats less.
+_LISTENER_MAX_MESSAGE_BYTES = 4096
 _CONNECT_PURPOSE = b"disttorch-connect"
 _POLL_MS = 100
 _DEATH_GRACE_S = 0.3
 _STATUS_WAIT_S = 1.0
 _FLUSH_LINGER_MS = 2000
+_HEARTBEATS = ((zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000))
 # Fewer, larger socket reads and writes: the kernel caps this at net.core.[rw]mem_max.
 _SOCKET_BUFFER_BYTES = int(os.environ.get('DISTTORCH_SOCKET_BUFFER', 4 << 20))
 _ERRORS = {cls.__name__: cls for cls in (CollectiveMismatch, CollectiveTimeout, DistBackendError)}
@@ -133,18 +144,19 @@ class Transport:
         self._client_keys = {}
         self._router = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.RCVHWM, 0), (zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES),
-                              (zmq.RCVBUF, _SOCKET_BUFFER_BYTES),
-                              (zmq.HEARTBEAT_IVL, 1000), (zmq.HEARTBEAT_TIMEOUT, 5000)):
+                              (zmq.RCVBUF, _SOCKET_BUFFER_BYTES), *_HEARTBEATS):
             self._router.setsockopt(option, value)
-        curve_public_key = self._enable_curve_server()
-        self._curve_client = zmq.curve_keypair() if curve_public_key is not None else None
-        # An abstract-namespace socket: no file to clean up, whatever stops this process.
-        self._ipc_endpoint = f"ipc://@disttorch-{os.getpid()}-{self._token.hex()[:12]}"
-        self._router.bind(self._ipc_endpoint)
-        host_addr = os.environ.get("DISTTORCH_HOST_ADDR") or _local_ip_towards(master_addr)
-        self._router.bind(f"tcp://{host_addr}:0")
-        tcp_endpoint = self._router.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self._identities = {}
+        self._monitor = handshake.monitor(self._router, zmq.EVENT_DISCONNECTED)
+        self._peer_of_endpoint = {}
+        # Where this rank receives each peer's data from (ipc:// or tcp://), for diagnostics.
+        self.routes = {}
+        self._curve_server = self._curve_client = None
+        if os.environ.get("DISTTORCH_CURVE", "0") == "1":
+            if not zmq.has("curve"):
+                raise DistNetworkError("DISTTORCH_CURVE=1 needs libzmq built with CURVE support; "
+                                       "install a pyzmq wheel that bundles libsodium")
+            self._curve_server, self._curve_client = zmq.curve_keypair(), zmq.curve_keypair()
+            self._router.curve_publickey, self._router.curve_secretkey = self._curve_client
         self._stash = defaultdict(deque)
         self._aborts = {}
         self._dead = {}
@@ -153,30 +165,79 @@ class Transport:
         self._next_check = 0.0
         self._router_poll = [(self._router, zmq.POLLIN), (self._gate, zmq.POLLIN)]
         self.progress = {}
-        self._dealers = {}
         # A collective may start sending from the training thread while the communication thread runs
         # an earlier one (see ProcessGroup._run): sends to the DEALERs take turns under this lock.
         self._send_lock = threading.Lock()
-        self._monitors = {}
         # Peers reached over ipc://, and the subset that also maps our /dev/shm files.
         self.local_peers = set()
         self.shm_peers = set()
         self._host = host.identity()
         self._peer_hosts = {rank: self._host}
-        store.set(f"{prefix}/peer/{rank}", msgpack.packb(
-            {"host": self._host, "ipc": self._ipc_endpoint,
-             "tcp": tcp_endpoint, "token": self._token, "curve": curve_public_key,
-             "curve_client": self._curve_client and self._curve_client[0]}))
+        self._dealers = {}
+        # Monitors of the DEALERs whose peer has not connected yet.
+        self._connected = {}
+        host_addr = os.environ.get("DISTTORCH_HOST_ADDR") or _local_ip_towards(master_addr)
         try:
+            listeners = [None if peer == rank else self._listen_for(peer, host_addr)
+                         for peer in range(world_size)]
+            store.set(f"{prefix}/peer/{rank}", msgpack.packb(
+                {"host": self._host, "listeners": listeners, "token": self._token,
+                 "curve": self._curve_server and self._curve_server[0],
+                 "curve_client": self._curve_client and self._curve_client[0]}))
             for peer in range(world_size):
                 if peer != rank:
                     info = self._peer_info(store, prefix, peer)
                     if info["curve_client"] is not None:
                         self._client_keys[z85.decode(info["curve_client"])] = peer
                     self._connect(peer, info)
+            self._await_peers(store.timeout)
         except BaseException:
             self.close()
             raise
+
+    def _listen_for(self, peer, host_addr):
+        """Bind the DEALER that carries this rank's messages to ``peer``; returns its
+        addresses (an abstract-namespace ipc socket: no file to clean up, whatever stops
+        this process)."""
+        dealer = self._context.socket(zmq.DEALER)
+        for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
+                              (zmq.MAXMSGSIZE, _LISTENER_MAX_MESSAGE_BYTES), *_HEARTBEATS):
+            dealer.setsockopt(option, value)
+        # The ZAP handler reads the domain to admit ``peer`` alone here.
+        dealer.zap_domain = str(peer).encode()
+        if self._curve_server is not None:
+            dealer.curve_server = True
+            dealer.curve_secretkey = self._curve_server[1]
+        else:
+            dealer.plain_server = True
+        self._dealers[peer] = dealer
+        self._connected[peer] = handshake.monitor(dealer, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        ipc = f"ipc://@disttorch-{os.getpid()}-{self._token.hex()[:12]}-{peer}"
+        dealer.bind(ipc)
+        dealer.bind(f"tcp://{host_addr}:0")
+        return {"ipc": ipc, "tcp": dealer.getsockopt(zmq.LAST_ENDPOINT).decode()}
+
+    def _await_peers(self, timeout):
+        """Answer the peers' handshakes until each one has connected to the DEALER bound for it:
+        a DEALER drops what is sent before its peer connected."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._connected:
+            for peer, monitor in list(self._connected.items()):
+                if monitor.poll(0):
+                    self._dealers[peer].disable_monitor()
+                    monitor.close()
+                    del self._connected[peer]
+            if not self._connected:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DistNetworkError(
+                    f"rank {self.rank}: ranks {sorted(self._connected)} published their addresses "
+                    f"but did not connect to this rank within {timeout:.0f}s; check that every "
+                    "rank can reach the others' addresses (DISTTORCH_HOST_ADDR) and shares "
+                    "DISTTORCH_SECRET")
+            zmq.zmq_poll([(self._gate, zmq.POLLIN)]
+                         + [(monitor, zmq.POLLIN) for monitor in self._connected.values()], _POLL_MS)
+            handshake.answer_pending(self._gate, self._admit)
 
     def _peer_info(self, store, prefix, peer):
         try:
@@ -192,45 +253,25 @@ class Transport:
             raise DistError(info["error"])
         return info
 
-    def _enable_curve_server(self):
-        """With DISTTORCH_CURVE=1, encrypt all data traffic (for runs across hosts).
-
-        Each rank's ROUTER gets a fresh CURVE key pair whose public half travels
-        through the authenticated store, as does the client key pair's public half
-        that the ZAP handler admits. Returns the server's public key, or None (then
-        clients prove the secret with PLAIN credentials).
-        """
-        if os.environ.get("DISTTORCH_CURVE", "0") != "1":
-            self._router.plain_server = True
-            return None
-        if not zmq.has("curve"):
-            raise DistNetworkError("DISTTORCH_CURVE=1 needs libzmq built with CURVE support; "
-                                   "install a pyzmq wheel that bundles libsodium")
-        public_key, secret_key = zmq.curve_keypair()
-        self._router.curve_server = True
-        self._router.curve_secretkey = secret_key
-        return public_key
-
     def _connect(self, peer, info):
-        dealer = self._context.socket(zmq.DEALER)
+        """Connect the ROUTER to the DEALER ``peer`` bound for this rank, proving the secret."""
+        router = self._router
         if info["curve"] is not None:
-            dealer.curve_serverkey = info["curve"]
-            dealer.curve_publickey, dealer.curve_secretkey = self._curve_client
+            router.curve_serverkey = info["curve"]
         else:
-            dealer.plain_username, dealer.plain_password = auth.credentials(
+            router.plain_username, router.plain_password = auth.credentials(
                 self._secret, _CONNECT_PURPOSE, str(self.rank), info["token"])
-        for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
-                              (zmq.HEARTBEAT_IVL, 1000),
-                              (zmq.HEARTBEAT_TIMEOUT, 5000), (zmq.HEARTBEAT_TTL, 6000)):
-            dealer.setsockopt(option, value)
-        self._monitors[peer] = handshake.monitor(dealer, zmq.EVENT_DISCONNECTED)
+        router.setsockopt(zmq.CONNECT_ROUTING_ID, str(peer).encode())
         self._peer_hosts[peer] = info["host"]
         if self._is_local(info):
             self.local_peers.add(peer)
             if host.same_shared_memory(self._host, info["host"]):
                 self.shm_peers.add(peer)
-        dealer.connect(info["ipc"] if self._can_use_ipc(info) else info["tcp"])
-        self._dealers[peer] = dealer
+        listener = info["listeners"][self.rank]
+        endpoint = listener["ipc"] if self._can_use_ipc(info) else listener["tcp"]
+        self._peer_of_endpoint[endpoint.encode()] = peer
+        self.routes[peer] = endpoint
+        router.connect(endpoint)
 
     def host_key(self, rank):
         """A value equal for exactly the ranks that share a host (and /dev/shm) with ``rank``;
@@ -268,8 +309,17 @@ class Transport:
                     return None
                 return dealer.send(payload, zmq.NOBLOCK, copy=not track, track=track)
         except zmq.Again as error:
-            raise RankFailure(f"rank {self.rank} cannot send to rank {dst}: its connection is "
-                              "gone (the process likely died)", dst) from error
+            why = ("it left the job (destroy_process_group or exit)" if dst in self._left else
+                   "its connection is gone (the process likely died)")
+            raise RankFailure(f"rank {self.rank} cannot send to rank {dst}: {why}", dst) from error
+
+    def _send_control(self, dst, message):
+        """Send a one-frame control message unless ``dst``'s connection is gone; whether it went."""
+        try:
+            self.send(dst, message)
+            return True
+        except RankFailure:
+            return False
 
     def wait_sent(self, trackers, ctx):
         """Block until ZeroMQ released every tracked buffer, so callers may reuse them."""
@@ -358,19 +408,17 @@ class Transport:
             pass
         return True
 
-    def _admit(self, mechanism, credentials):
-        """ZAP decision for a connecting peer: its rank as user id, or None."""
+    def _admit(self, domain, mechanism, credentials):
+        """ZAP decision for a connection to the DEALER bound for the peer named by ``domain``:
+        that peer's rank as user id, or None."""
         if mechanism == b"CURVE" and len(credentials) == 1:
             rank = self._client_keys.get(credentials[0])
-            return None if rank is None else str(rank).encode()
+            return None if rank is None or str(rank).encode() != domain else domain
         if mechanism != b"PLAIN" or len(credentials) != 2 or self._curve_client is not None:
             return None
         username, password = credentials
-        if not (username.isdigit() and 0 <= int(username) < self.world_size
-                and int(username) != self.rank):
-            return None
-        if not auth.check_credentials(self._secret, _CONNECT_PURPOSE, username, password,
-                                      self._used_nonces, self._token):
+        if username != domain or not auth.check_credentials(
+                self._secret, _CONNECT_PURPOSE, username, password, self._used_nonces, self._token):
             return None
         return username
 
@@ -382,14 +430,9 @@ class Transport:
             return False
         if not router.getsockopt(zmq.RCVMORE):
             return True
-        src = self._identities.get(identity)
-        if src is None:
-            # A connection's first message: ZAP stamped it with the rank it proved.
-            first = router.recv(copy=False)
-            src = self._identities[identity] = int(first.get("User-Id"))
-            header = first.bytes
-        else:
-            header = router.recv()
+        # The ROUTER only connects, and names each connection after the peer it reached.
+        src = int(identity)
+        header = router.recv()
         payload = None
         if router.getsockopt(zmq.RCVMORE):
             payload = router.recv(copy=False)
@@ -414,7 +457,7 @@ class Transport:
             self._aborts.setdefault(fields[1], (src, *fields[2:]))
         elif kind == STATUS_QUERY:
             seq, op, active = self.progress.get(fields[1], (0, "", False))
-            self.send(src, msgpack.packb([STATUS_REPLY, fields[1], seq, op, active]))
+            self._send_control(src, msgpack.packb([STATUS_REPLY, fields[1], seq, op, active]))
         elif kind == STATUS_REPLY:
             self._status[(fields[1], src)] = fields[2:]
         elif kind == BYE:
@@ -465,19 +508,19 @@ class Transport:
             raise self.abort(ctx, self._timeout_error(ctx))
 
     def _poll_monitors(self):
-        for peer, monitor in self._monitors.items():
-            while monitor.poll(0):
-                # A monitor event is [uint16 event id, uint32 value][endpoint]; parsing it
-                # here avoids zmq.utils.monitor, which drags in asyncio at import time.
-                event_frame = monitor.recv_multipart()[0]
-                if struct.unpack_from("=H", event_frame)[0] == zmq.EVENT_DISCONNECTED:
-                    self._dead.setdefault(peer, time.monotonic())
+        while self._monitor.poll(0):
+            # A monitor event is [uint16 event id, uint32 value][endpoint]; parsing it
+            # here avoids zmq.utils.monitor, which drags in asyncio at import time.
+            event_frame, endpoint = self._monitor.recv_multipart()[:2]
+            peer = self._peer_of_endpoint.get(endpoint)
+            if struct.unpack_from("=H", event_frame)[0] == zmq.EVENT_DISCONNECTED and peer is not None:
+                self._dead.setdefault(peer, time.monotonic())
 
     def _timeout_error(self, ctx):
         peers = [peer for peer in ctx.members if peer != self.rank and peer not in self._dead]
         for peer in peers:
             self._status.pop((ctx.group_id, peer), None)
-            self.send(peer, msgpack.packb([STATUS_QUERY, ctx.group_id]))
+            self._send_control(peer, msgpack.packb([STATUS_QUERY, ctx.group_id]))
         deadline = time.monotonic() + _STATUS_WAIT_S
         while time.monotonic() < deadline and any(
                 (ctx.group_id, peer) not in self._status for peer in peers):
@@ -511,7 +554,7 @@ class Transport:
                                  str(error), failed_rank])
         for peer in ctx.members:
             if peer != self.rank and peer not in self._dead and peer not in self._left:
-                self.send(peer, message)
+                self._send_control(peer, message)
         self._aborts.setdefault(ctx.group_id, (self.rank, ctx.seq, type(error).__name__,
                                                str(error), failed_rank))
         return error
@@ -533,12 +576,14 @@ class Transport:
         for peer, dealer in self._dealers.items():
             alive = peer not in self._dead and peer not in self._left
             if alive:
-                with self._send_lock:
-                    dealer.send(bye, zmq.NOBLOCK)
+                alive = self._send_control(peer, bye)
             dealer.setsockopt(zmq.LINGER, _FLUSH_LINGER_MS if alive else 0)
-            dealer.disable_monitor()
-            self._monitors[peer].close()
+            if peer in self._connected:
+                dealer.disable_monitor()
+                self._connected[peer].close()
             dealer.close()
+        self._router.disable_monitor()
+        self._monitor.close()
         self._router.close()
         self._gate.close()
         self._context.term()

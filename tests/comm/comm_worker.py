@@ -378,6 +378,32 @@ def scenario_steady():
     report(rank=RANK, checks=check.count)
 
 
+def scenario_until_stopped():
+    """Verified all_reduces until the test sets the store key flood/stop; each rank sets
+    flood/ready/RANK once warm, so memory measured from then on is the attack's."""
+    dist.init_process_group("zmq", timeout=60)
+    import disttorch.comm as comm
+    store = comm.world().store
+    check = Checker()
+    rounds = 0
+    while True:
+        if rounds == 20:
+            store.set(f"flood/ready/{RANK}", "1")
+        stop = t(np.array([RANK == 0 and store.check(["flood/stop"])]))
+        dist.all_reduce(stop, op=ReduceOp.MAX)
+        if stop.item():
+            break
+        for size in (10, 100_000):
+            everyone = [values(rank, np.float32, size, rounds) for rank in range(WORLD)]
+            tensor = t(everyone[RANK])
+            dist.all_reduce(tensor)
+            check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce under attack")
+        rounds += 1
+        time.sleep(0.02)
+    dist.destroy_process_group()
+    report(rank=RANK, checks=check.count)
+
+
 def scenario_shm_fallback():
     """Rank 1 cannot get a file for arrays over 1 MiB: those go over the sockets, the rest stay
     (all_reduce and reduce_scatter alike)."""

@@ -120,9 +120,10 @@ def test_strangers_sending_garbage_are_ignored():
     peers = [msgpack.unpackb(harness.get(f"disttorch/0/peer/{rank}")) for rank in range(2)]
     context = zmq.Context()
     strangers = []
-    for info in peers:
-        _raw_garbage(*info["tcp"][len("tcp://"):].rsplit(":", 1))
-        strangers += [_zmq_stranger(context, info["ipc"], 2), _zmq_stranger(context, info["tcp"], 2)]
+    for listener in [listener for info in peers for listener in info["listeners"] if listener]:
+        _raw_garbage(*listener["tcp"][len("tcp://"):].rsplit(":", 1))
+        strangers += [_zmq_stranger(context, listener["ipc"], 2),
+                      _zmq_stranger(context, listener["tcp"], 2)]
     _raw_garbage("127.0.0.1", port)
     store_stranger = context.socket(zmq.DEALER)
     store_stranger.setsockopt(zmq.LINGER, 0)

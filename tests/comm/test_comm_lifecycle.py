@@ -56,9 +56,7 @@ def test_bad_master_port_is_named_with_its_value(port, monkeypatch):
 
 
 def test_wrong_secret_is_told_apart_from_an_unreachable_store():
-    # A fresh process: in one that earlier closed a client with a request queued for an
-    # unreachable store, libzmq occasionally loses the next client's handshake events
-    # (seen about once in 50 runs), and this checks the first contact of a new rank.
+    # A fresh process, as a new rank meets the store (test_comm_store repeats the pair in one).
     probe = """
 from disttorch.comm import DistStoreError, TCPStore
 master = TCPStore("127.0.0.1", 0, is_master=True, timeout=5, secret=b"right")

@@ -88,3 +88,46 @@ def test_prefix_store_namespaces_keys(store):
     assert first.get("key") == b"1" and second.get("key") == b"2"
     assert store.get("a/key") == b"1"
     assert first.add("n", 4) == 4 and not second.check(["n"])
+
+
+def test_values_larger_than_a_frame_travel_in_parts(store):
+    from disttorch.comm import store as store_module
+    other = client(store)
+    value = bytes(range(256)) * (3 * store_module.FRAME_BYTES // 256 + 7)
+    other.set("big", value)
+    assert store.get("big") == value
+    assert other.compare_set("big", value, value[::-1]) == value[::-1]
+    with pytest.raises(ValueError, match="at most 16 MiB per value"):
+        other.set("huge", b"x" * (store_module.MAX_MESSAGE_BYTES + 1))
+    other.close()
+
+
+def test_parts_past_the_cap_are_refused_with_the_reason(store):
+    # What a client holding the secret but not using TCPStore's checks could send.
+    from disttorch.comm import store as store_module
+    crafted = client(store)
+    piece = b"x" * (store_module.FRAME_BYTES - 128)
+    deadline = time.monotonic() + 60
+    with crafted._lock:
+        for _ in range(store_module.MAX_MESSAGE_BYTES // len(piece) + 1):
+            assert crafted._send(deadline, "_part", piece)
+        assert crafted._send(deadline, "_last_part", piece)
+        ok, result = crafted._await_reply(crafted._counter, "set", (), 60, deadline)
+    assert not ok and "refused: the store carries at most 16 MiB per request" in result, result
+    assert store.num_keys() == 0
+    crafted.close()
+
+
+def test_wrong_secret_is_told_apart_after_a_client_of_an_unreachable_store_closed(store):
+    # Clients used to share one ZeroMQ context: closing one whose request still waited for an
+    # unreachable address stalled the next one's handshake events about once in twelve tries,
+    # and its wrong secret was then reported as "could not reach" after its whole timeout.
+    for _ in range(25):
+        lonely = TCPStore("127.0.0.1", 1, timeout=0.05, secret=b"s")
+        with pytest.raises(DistStoreError, match="could not reach"):
+            lonely.get("key")
+        lonely.close()
+        stranger = client(store, secret=b"wrong", timeout=20)
+        with pytest.raises(DistStoreError, match="DISTTORCH_SECRET differs"):
+            stranger.get("key")
+        stranger.close()

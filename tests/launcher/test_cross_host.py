@@ -17,7 +17,6 @@ PAYLOAD_FLOATS = 1 << 20
 ROUTES_WORKER = f"""
     import json, os, socket
     import numpy as np
-    import zmq
     import disttorch as torch
     import disttorch.distributed as dist
     from disttorch import comm
@@ -45,8 +44,8 @@ ROUTES_WORKER = f"""
         "host_group_ok": bool((local.numpy() == sum(range(rank // 2 * 2, rank // 2 * 2 + 2))).all()),
         "local_peers": sorted(transport.local_peers),
         "shm_peers": sorted(transport.shm_peers),
-        "endpoints": {{peer: dealer.getsockopt_string(zmq.LAST_ENDPOINT).split(":")[0]
-                      for peer, dealer in transport._dealers.items()}},
+        "endpoints": {{peer: route.split(":")[0]
+                      for peer, route in transport.routes.items()}},
         "host_group_uses_shm": mine._shm is not None,
         "world_uses_shm": comm.world().default_group._shm is not None,
         "world_is_hierarchical": bool(comm.world().default_group._hierarchy),
