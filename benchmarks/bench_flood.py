@@ -3,7 +3,8 @@
 A 2-rank disttorch job does all_reduces while an attacker on loopback, who knows nothing but
 the ports (read from /proc, as anyone on the host can), floods rank 1's data ports and the
 store port on rank 0 with --mib MiB per attack: raw TCP garbage, ZeroMQ handshakes whose
-HELLO claims 16 MiB, and ZeroMQ with a wrong secret. Growth is each target's peak resident
+HELLO claims 16 MiB, and ZeroMQ with a wrong secret; then holds 1,000 connections open
+mid-greeting (slow loris). Growth is each target's peak resident
 size (VmHWM) after the flood minus before. The reference: a torch.distributed.TCPStore
 master sent the same number of bytes as values by a client that knows nothing either (torch's
 store has no secret to know).
@@ -54,10 +55,14 @@ sys.stdin.read()
 
 
 def _growth_mib(pid, flood):
+    """Growth of ``pid``'s peak RSS while ``flood()`` ran and the sockets it returns stay open."""
     before = flood_client.memory_kib(pid)["VmHWM"]
-    flood()
+    held = flood() or []
     time.sleep(0.5)
-    return (flood_client.memory_kib(pid)["VmHWM"] - before) / 1024
+    growth = (flood_client.memory_kib(pid)["VmHWM"] - before) / 1024
+    for sock in held:
+        sock.close()
+    return growth
 
 
 def _disttorch(flood_bytes, env):
@@ -81,10 +86,12 @@ def _disttorch(flood_bytes, env):
                     target, 16, flood_bytes // 16),
                 "wrong_secret": lambda target: flood_client.zmq_wrong_secret(
                     target, 16, flood_bytes // 16),
+                "half_open_x1000": lambda target: flood_client.half_open(target, 1000),
             }
             growth = {}
             for name, attack in attacks.items():
-                rank = _growth_mib(procs[1].pid, lambda: [attack(p) for p in rank_ports])
+                rank = _growth_mib(procs[1].pid, lambda: [
+                    sock for p in rank_ports for sock in attack(p) or []])
                 store = _growth_mib(procs[0].pid, lambda: attack(port))
                 growth[name] = (rank, store)
                 print(f"disttorch {name:16}: rank +{rank:7.1f} MiB  store +{store:7.1f} MiB",
@@ -107,9 +114,12 @@ def _torch_store(flood_bytes, env):
     try:
         port = int(server.stdout.readline())
         stranger = dist.TCPStore("127.0.0.1", port, is_master=False)
-        value = b"\xa5" * (16 << 20)
-        growth = _growth_mib(server.pid, lambda: [stranger.set(f"garbage/{index}", value)
-                                                  for index in range(flood_bytes // len(value))])
+        value = b"\xa5" * (4 << 20)  # its server refuses values over 8 MiB
+
+        def flood():
+            for index in range(flood_bytes // len(value)):
+                stranger.set(f"garbage/{index}", value)
+        growth = _growth_mib(server.pid, flood)
         print(f"torch TCPStore   set by a stranger: store +{growth:7.1f} MiB", flush=True)
         return growth
     finally:
@@ -130,9 +140,11 @@ def main():
         reference = f" torch_tcpstore_growth_MiB={_torch_store(flood_bytes, env):.0f}"
     except ImportError:
         reference = ""
+    loris = growth.pop("half_open_x1000")
     print(f"flood: rank_rss_growth_MiB={max(r for r, _ in growth.values()):.1f} "
           f"store_rss_growth_MiB={max(s for _, s in growth.values()):.1f} "
-          f"flood_MiB={args.mib} per attack x{len(growth)}{reference}")
+          f"flood_MiB={args.mib} per attack x{len(growth)} "
+          f"half_open_KiB_per_connection={max(loris) * 1024 / 1000:.1f}{reference}")
 
 
 if __name__ == "__main__":

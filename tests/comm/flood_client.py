@@ -40,16 +40,9 @@ def memory_kib(pid):
 
 
 def _send_garbage(sock, nbytes):
-    """Send up to ``nbytes``; returns how many the peer took before it hung up."""
-    sent = 0
-    while sent < nbytes:
-        piece = _CHUNK[:min(len(_CHUNK), nbytes - sent)]
-        try:
-            sock.sendall(piece)
-        except OSError:
-            break
-        sent += len(piece)
-    return sent
+    """Send ``nbytes``; an OSError means the target hung up."""
+    for start in range(0, nbytes, len(_CHUNK)):
+        sock.sendall(_CHUNK[:min(len(_CHUNK), nbytes - start)])
 
 
 def _zmtp_greeting(mechanism):
@@ -60,18 +53,17 @@ def _zmtp_greeting(mechanism):
 
 def _flood_connections(port, connections, bytes_each, preamble, hold):
     """Open ``connections`` TCP connections at once, each sending ``preamble`` then garbage up to
-    ``bytes_each``; returns (bytes sent, open sockets when ``hold``, else closed ones)."""
-    sent, sockets, lock = [], [], threading.Lock()
+    ``bytes_each``; returns them still open when ``hold`` (the caller closes them), else []."""
+    sockets, lock = [], threading.Lock()
 
     def one():
         sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         try:
             sock.sendall(preamble)
-            count = len(preamble) + _send_garbage(sock, bytes_each - len(preamble))
+            _send_garbage(sock, bytes_each - len(preamble))
         except OSError:
-            count = 0
+            pass  # the target hung up, as it should
         with lock:
-            sent.append(count)
             sockets.append(sock)
 
     threads = [threading.Thread(target=one) for _ in range(connections)]
@@ -79,10 +71,11 @@ def _flood_connections(port, connections, bytes_each, preamble, hold):
         thread.start()
     for thread in threads:
         thread.join()
-    if not hold:
-        for sock in sockets:
-            sock.close()
-    return sum(sent), sockets
+    if hold:
+        return sockets
+    for sock in sockets:
+        sock.close()
+    return []
 
 
 def raw_tcp(port, connections, bytes_each, hold=False):
@@ -90,7 +83,7 @@ def raw_tcp(port, connections, bytes_each, hold=False):
     return _flood_connections(port, connections, bytes_each, b"", hold)
 
 
-def handshake_claim(port, connections, bytes_each, hold=False):
+def handshake_claim(port, connections, bytes_each, hold=True):
     """A valid greeting for the PLAIN mechanism, then a command frame (the HELLO) whose 8-byte
     length claims ``bytes_each``, and that many garbage bytes: what a peer may send before it
     has proven anything."""
@@ -99,15 +92,26 @@ def handshake_claim(port, connections, bytes_each, hold=False):
                               hold)
 
 
+def half_open(port, connections, greeting_bytes=64):
+    """Slow loris: ``connections`` connections that each send ``greeting_bytes`` of a greeting
+    (all 64: the target then waits for a HELLO, with its handshake buffers allocated) and then
+    nothing; returns them open (the caller closes them)."""
+    sockets = []
+    for _ in range(connections):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(_zmtp_greeting(b"PLAIN")[:greeting_bytes])
+        sockets.append(sock)
+    return sockets
+
+
 def zmq_wrong_secret(port, messages, bytes_each, username=b"0", timeout_s=5):
     """A ZeroMQ DEALER with PLAIN credentials that prove nothing, sending ``messages`` messages of
-    ``bytes_each`` garbage; returns how many libzmq took before the refused handshake."""
+    ``bytes_each`` garbage, as many as libzmq takes before the handshake is refused."""
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.plain_username, dealer.plain_password = username, os.urandom(48)
     dealer.connect(f"tcp://127.0.0.1:{port}")
-    queued = 0
     payload = _CHUNK * max(1, bytes_each >> 20)
     for _ in range(messages):
         try:
@@ -116,7 +120,5 @@ def zmq_wrong_secret(port, messages, bytes_each, username=b"0", timeout_s=5):
             dealer.send(payload, zmq.NOBLOCK, copy=False)
         except zmq.Again:
             break  # the refused handshake took the connection's queue away meanwhile
-        queued += 1
     dealer.close()
     context.term()
-    return queued
