@@ -7,9 +7,9 @@ Last line: `ddp: scaling_efficiency=E ceiling=C of_ceiling=E/C vs_torch_ddp=R ov
       ranks sharing this machine can reach at best with one synchronisation per step
   R = disttorch DDP x2 samples/s / torch DDP x2 samples/s
   O = fraction of the all-reduce time hidden behind backward
-With one core per rank (2 ranks on this 2-core machine) DDP all-reduces each bucket inline, since a
-background thread would only time-slice with backward; O is then 0 by construction. Set
-DISTTORCH_DDP_OVERLAP=1 to measure the background path anyway.
+With one core per rank (2 ranks on this 2-core machine) DDP averages all buckets in one all-reduce at
+the end of backward, since a background thread would only time-slice with backward; O is then 0 by
+construction. Set DISTTORCH_DDP_OVERLAP=1 to measure the background path anyway.
 """
 import argparse
 import json
@@ -91,7 +91,7 @@ def worker(kind, steps):
             seconds, exposed = train(disttorch, ddp, make_data(disttorch, steps, rank), ddp.reducer)
             # Medians: one descheduled step on this shared machine must not decide the figure.
             result = {"seconds": seconds, "exposed_per_step": sorted(exposed)[len(exposed) // 2],
-                      "comm_per_step": comm_alone(dist, ddp.reducer.buckets)}
+                      "comm_per_step": comm_alone(dist, ddp.reducer)}
             dist.destroy_process_group()
     if rank == 0:
         print("RESULT " + json.dumps(result), flush=True)
@@ -111,13 +111,19 @@ class BarrierEveryStep:
         return self.model(x)
 
 
-def comm_alone(dist, buckets, reps=20):
-    """Seconds to all-reduce every gradient bucket with nothing else running."""
+def comm_alone(dist, reducer, reps=20):
+    """Seconds to all-reduce every gradient bucket with nothing else running, as DDP does: one
+    all-reduce per bucket, or one for all of them when it reduces at the end of backward."""
+    import disttorch
+    import numpy as np
+    buffers = [b.buffer for b in reducer.buckets]
+    if reducer.reduce_at_end:
+        buffers = [disttorch.from_numpy(np.concatenate([b.numpy() for b in buffers]))]
     times = []
     for _ in range(reps):
         dist.barrier()
         start = time.perf_counter()
-        works = [dist.all_reduce(b.buffer, async_op=True) for b in buckets]
+        works = [dist.all_reduce(b, async_op=True) for b in buffers]
         for w in works:
             w.wait()
         times.append(time.perf_counter() - start)
