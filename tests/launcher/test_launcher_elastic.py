@@ -68,7 +68,10 @@ STAGED_WORKER = """
     from pathlib import Path
     restart = int(os.environ["DISTTORCH_RESTART_COUNT"])
     report = {name: os.environ[name] for name in ("RANK", "WORLD_SIZE", "GROUP_RANK")}
-    Path(f"report_{restart}_{os.environ['RANK']}.json").write_text(json.dumps(report))
+    # Written under another name, then renamed: the test polls for reports and must never read a half-written one.
+    name = f"report_{restart}_{os.environ['RANK']}.json"
+    Path(name + ".partial").write_text(json.dumps(report))
+    os.replace(name + ".partial", name)
     if restart == 0:
         time.sleep(120)
     if restart == 1:
