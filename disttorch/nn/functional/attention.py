@@ -79,6 +79,8 @@ def _globally_shifted_softmax(xp, scores, forbidden):
     infinite scores, fully masked rows, rows far below the maximum)."""
     if not scores.size:
         return scores
+    if scores.dtype.itemsize < 4:
+        return None  # half precision underflows a few units below the shift; keep per-row maxima there
     dtype = scores.dtype.type
     shift = scores.max()
     if not xp.isfinite(shift):
