@@ -22,8 +22,7 @@ sys.path.insert(0, str(REPO / "tests" / "comm"))
 import flood_client  # noqa: E402  (the tests' attacker, found next to them)
 
 WORKER = """
-import os, time
-import numpy as np
+import time
 import disttorch as torch
 import disttorch.distributed as dist
 import disttorch.comm as comm
@@ -46,7 +45,7 @@ dist.destroy_process_group()
 """
 
 TORCH_STORE = """
-import sys, time
+import sys
 import torch.distributed as dist
 store = dist.TCPStore("127.0.0.1", 0, is_master=True)
 print(store.port, flush=True)

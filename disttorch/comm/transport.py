@@ -184,12 +184,7 @@ class Transport:
                 {"host": self._host, "listeners": listeners, "token": self._token,
                  "curve": self._curve_server and self._curve_server[0],
                  "curve_client": self._curve_client and self._curve_client[0]}))
-            for peer in range(world_size):
-                if peer != rank:
-                    info = self._peer_info(store, prefix, peer)
-                    if info["curve_client"] is not None:
-                        self._client_keys[z85.decode(info["curve_client"])] = peer
-                    self._connect(peer, info)
+            self._connect_to_peers(store, prefix)
             self._await_peers(store.timeout)
         except BaseException:
             self.close()
@@ -239,19 +234,40 @@ class Transport:
                          + [(monitor, zmq.POLLIN) for monitor in self._connected.values()], _POLL_MS)
             handshake.answer_pending(self._gate, self._admit)
 
-    def _peer_info(self, store, prefix, peer):
-        try:
-            info = msgpack.unpackb(store.get(f"{prefix}/peer/{peer}"))
-        except DistStoreError as error:
-            raise DistStoreError(
-                f"rank {peer} did not join the job (rank {self.rank} waited "
-                f"{store.timeout:.0f}s for its address in the store); check that all "
-                f"WORLD_SIZE={self.world_size} workers were started with the same "
-                "MASTER_ADDR/MASTER_PORT") from error
-        if "error" in info:
-            # The peer found the job misconfigured (see process_group.join_prefix).
-            raise DistError(info["error"])
-        return info
+    def _connect_to_peers(self, store, prefix):
+        """Connect to each peer as soon as its addresses are in the store, answering the
+        handshakes of peers that connect here meanwhile: a blocking wait for a late rank would
+        leave them unanswered until libzmq gives up on them (30 s) and reports a disconnect."""
+        waiting = [peer for peer in range(self.world_size) if peer != self.rank]
+        deadline = None if store.timeout is None else time.monotonic() + store.timeout
+        while True:
+            try:
+                arrived = {peer: msgpack.unpackb(store.get(f"{prefix}/peer/{peer}"))
+                           for peer in waiting if store.check([f"{prefix}/peer/{peer}"])}
+            except DistStoreError as error:
+                # Rank 0 gave up on the same missing rank a moment earlier, taking the store.
+                raise self._missing(waiting, store.timeout) from error
+            for peer, info in arrived.items():
+                if "error" in info:
+                    # The peer found the job misconfigured (see process_group.join_prefix).
+                    raise DistError(info["error"])
+                if info["curve_client"] is not None:
+                    self._client_keys[z85.decode(info["curve_client"])] = peer
+                self._connect(peer, info)
+                waiting.remove(peer)
+            if not waiting:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._missing(waiting, store.timeout)
+            zmq.zmq_poll([(self._gate, zmq.POLLIN)], _POLL_MS)
+            handshake.answer_pending(self._gate, self._admit)
+
+    def _missing(self, ranks, timeout):
+        return DistStoreError(
+            f"rank {', '.join(map(str, ranks))} did not join the job (rank {self.rank} waited "
+            f"{timeout:.0f}s for its address in the store); check that all "
+            f"WORLD_SIZE={self.world_size} workers were started with the same "
+            "MASTER_ADDR/MASTER_PORT")
 
     def _connect(self, peer, info):
         """Connect the ROUTER to the DEALER ``peer`` bound for this rank, proving the secret."""

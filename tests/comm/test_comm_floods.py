@@ -8,7 +8,6 @@ of connections would exceed it, while the job's own churn (100,000-float all_red
 socket buffers) stays far below it.
 """
 import contextlib
-import os
 import time
 
 import msgpack
