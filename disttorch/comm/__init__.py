@@ -20,6 +20,8 @@ and group ranks; disttorch.distributed wraps them for Tensors.
 Environment knobs (all optional):
   DISTTORCH_SECRET        per-job secret every connection must prove (set by the launcher)
   DISTTORCH_CURVE=1       encrypt data connections with CURVE (multi-host runs)
+  DISTTORCH_HANDSHAKE_TIMEOUT  seconds a connection may take to prove the secret before a
+                          rank or the store drops it (default 30)
   DISTTORCH_TRANSPORT=tcp use tcp:// even between processes on one host
   DISTTORCH_PIECE_BYTES   pipeline piece size (default 1 MiB, at most 16 MiB)
   DISTTORCH_DIRECT_BYTES  size up to which 3+ ranks skip the ring (default 256 KiB)

@@ -19,6 +19,13 @@ ENDPOINT = "inproc://zeromq.zap.01"
 _VERSION = b"1.0"
 
 
+def timeout_ms():
+    """How long a connection to a listening socket may take to prove the secret before libzmq
+    drops it (DISTTORCH_HANDSHAKE_TIMEOUT seconds, default libzmq's 30): what a stranger who
+    opens connections and says nothing more costs."""
+    return int(float(os.environ.get("DISTTORCH_HANDSHAKE_TIMEOUT", "30")) * 1000)
+
+
 def bind_handler(context):
     """The context's ZAP socket; there can be only one per context."""
     handler = context.socket(zmq.REP)

@@ -79,6 +79,7 @@ class _StoreServer:
         self._gate = handshake.bind_handler(self._context)
         self._socket = self._context.socket(zmq.ROUTER)
         for option, value in ((zmq.LINGER, 0), (zmq.MAXMSGSIZE, FRAME_BYTES),
+                              (zmq.HANDSHAKE_IVL, handshake.timeout_ms()),
                               (zmq.RCVHWM, _QUEUED_REQUESTS), (zmq.PLAIN_SERVER, 1)):
             self._socket.setsockopt(option, value)
         self._bind(host, port)

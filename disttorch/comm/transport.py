@@ -176,6 +176,8 @@ class Transport:
         self._dealers = {}
         # Monitors of the DEALERs whose peer has not connected yet.
         self._connected = {}
+        # (store, prefix) while answering handshakes before every peer's keys were read.
+        self._joining = None
         host_addr = os.environ.get("DISTTORCH_HOST_ADDR") or _local_ip_towards(master_addr)
         try:
             listeners = [None if peer == rank else self._listen_for(peer, host_addr)
@@ -196,7 +198,8 @@ class Transport:
         this process)."""
         dealer = self._context.socket(zmq.DEALER)
         for option, value in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.SNDBUF, _SOCKET_BUFFER_BYTES),
-                              (zmq.MAXMSGSIZE, _LISTENER_MAX_MESSAGE_BYTES), *_HEARTBEATS):
+                              (zmq.MAXMSGSIZE, _LISTENER_MAX_MESSAGE_BYTES),
+                              (zmq.HANDSHAKE_IVL, handshake.timeout_ms()), *_HEARTBEATS):
             dealer.setsockopt(option, value)
         # The ZAP handler reads the domain to admit ``peer`` alone here.
         dealer.zap_domain = str(peer).encode()
@@ -242,17 +245,12 @@ class Transport:
         deadline = None if store.timeout is None else time.monotonic() + store.timeout
         while True:
             try:
-                arrived = {peer: msgpack.unpackb(store.get(f"{prefix}/peer/{peer}"))
+                arrived = {peer: self._peer_info(store, prefix, peer)
                            for peer in waiting if store.check([f"{prefix}/peer/{peer}"])}
             except DistStoreError as error:
                 # Rank 0 gave up on the same missing rank a moment earlier, taking the store.
                 raise self._missing(waiting, store.timeout) from error
             for peer, info in arrived.items():
-                if "error" in info:
-                    # The peer found the job misconfigured (see process_group.join_prefix).
-                    raise DistError(info["error"])
-                if info["curve_client"] is not None:
-                    self._client_keys[z85.decode(info["curve_client"])] = peer
                 self._connect(peer, info)
                 waiting.remove(peer)
             if not waiting:
@@ -260,7 +258,21 @@ class Transport:
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._missing(waiting, store.timeout)
             zmq.zmq_poll([(self._gate, zmq.POLLIN)], _POLL_MS)
-            handshake.answer_pending(self._gate, self._admit)
+            self._joining = (store, prefix)
+            try:
+                handshake.answer_pending(self._gate, self._admit)
+            finally:
+                self._joining = None
+
+    def _peer_info(self, store, prefix, peer):
+        """``peer``'s published addresses and keys; learns its CURVE client key."""
+        info = msgpack.unpackb(store.get(f"{prefix}/peer/{peer}"))
+        if "error" in info:
+            # The peer found the job misconfigured (see process_group.join_prefix).
+            raise DistError(info["error"])
+        if info["curve_client"] is not None:
+            self._client_keys[z85.decode(info["curve_client"])] = peer
+        return info
 
     def _missing(self, ranks, timeout):
         return DistStoreError(
@@ -428,6 +440,12 @@ class Transport:
         """ZAP decision for a connection to the DEALER bound for the peer named by ``domain``:
         that peer's rank as user id, or None."""
         if mechanism == b"CURVE" and len(credentials) == 1:
+            if credentials[0] not in self._client_keys and self._joining is not None:
+                # Still reading the peers' addresses: one that connects here already published
+                # its own (and CURVE client key), unless this is a stranger.
+                store, prefix = self._joining
+                if store.check([f"{prefix}/peer/{int(domain)}"]):
+                    self._peer_info(store, prefix, int(domain))
             rank = self._client_keys.get(credentials[0])
             return None if rank is None or str(rank).encode() != domain else domain
         if mechanism != b"PLAIN" or len(credentials) != 2 or self._curve_client is not None:

@@ -463,6 +463,18 @@ def scenario_early_sends():
     report(rank=RANK, checks=check.count)
 
 
+def scenario_late_rank():
+    """The last rank starts LATE_SECONDS after the others, longer than the handshake timeout."""
+    if RANK == WORLD - 1:
+        time.sleep(float(os.environ["LATE_SECONDS"]))
+    dist.init_process_group("zmq", timeout=60)
+    tensor = t(np.ones(5))
+    dist.all_reduce(tensor)
+    dist.barrier()
+    dist.destroy_process_group()
+    report(rank=RANK, total=tensor.tolist())
+
+
 def scenario_init_only():
     dist.init_process_group("zmq", timeout=2)
     dist.destroy_process_group()

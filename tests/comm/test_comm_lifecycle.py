@@ -77,6 +77,18 @@ master.close()
 
 
 @pytest.mark.timeout(90)
+def test_rank_starting_later_than_the_handshake_timeout_joins():
+    # Ranks waiting for a late one's address used to leave each other's handshakes unanswered;
+    # libzmq dropped them at the timeout and each took the other for dead.
+    procs, _ = start_job("late_rank", 3, env={"DISTTORCH_HANDSHAKE_TIMEOUT": "3",
+                                              "LATE_SECONDS": "8"})
+    results = finish_job(procs, timeout=80)
+    assert_all_ok(results)
+    for _, output in results:
+        assert reports(output)[-1]["total"] == [3.0] * 5
+
+
+@pytest.mark.timeout(90)
 def test_stale_group_and_integer_avg_are_refused_with_clear_errors():
     results = finish_job(start_job("stale_group_and_int_avg", 2)[0], timeout=80)
     assert_all_ok(results)
