@@ -117,8 +117,19 @@ def runs(tmp_path_factory):
             future.cancel()
 
 
+# torch's gloo backend sometimes aborts in its own teardown on a busy machine (a C++ thread left
+# joinable when the peer closed first: std::terminate after destroy_process_group). By then the
+# reference has printed its result, which is all the comparison needs; our own runs get no such pass.
+_GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
+def _reference_aborted_in_teardown(result, label):
+    return (label.endswith("on torch") and result.returncode != 0 and _GLOO_TEARDOWN_ABORT in result.stderr
+            and _FINAL_LOSS.search(result.stdout) is not None)
+
+
 def _final_loss(result, label):
-    assert result.returncode == 0, (
+    assert result.returncode == 0 or _reference_aborted_in_teardown(result, label), (
         f"{label} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     found = _FINAL_LOSS.findall(result.stdout)
     assert found, f"{label} printed no final_loss line:\n{result.stdout[-2000:]}"
