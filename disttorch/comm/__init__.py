@@ -35,7 +35,7 @@ Environment knobs (all optional):
   DISTTORCH_SHM_REDUCE_SCATTER_MAX_BYTES  largest reduce_scatter input that takes shared
                           memory (default 4 MiB; larger ones take the sockets' ring)
   DISTTORCH_SOCKET_BUFFER kernel socket buffer request (default 4 MiB)
-  DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see transport.py)
+  DISTTORCH_MALLOC_TUNING=0  keep glibc's malloc defaults (see core/heap.py)
   DISTTORCH_TRACE_BUFFER_SIZE  collectives each rank's flight recorder keeps (default 2000, 0: off)
   DISTTORCH_TRACE_DUMP_DIR  where flight records are written (default: the temp folder); when
                           set, ranks also write theirs at exit and on SIGTERM (flight_recorder.py)

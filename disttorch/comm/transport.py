@@ -32,7 +32,6 @@ collective whose group lost a member raises RankFailure. On a timeout the
 waiting rank asks its group who has reached this collective, names the ranks
 that have not, and tells everyone to abort so no rank hangs.
 """
-import ctypes
 import os
 import socket as pysocket
 import struct
@@ -45,6 +44,7 @@ import numpy as np
 import zmq
 from zmq.utils import z85
 
+from ..core import heap
 from . import auth, handshake, host
 from .errors import (CollectiveMismatch, CollectiveTimeout, DistBackendError, DistError,
                      DistNetworkError, DistStoreError, RankFailure)
@@ -111,24 +111,10 @@ def _local_ip_towards(host):
         probe.close()
 
 
-def _keep_freed_memory_mapped():
-    """Stop glibc from returning freed message buffers to the kernel.
-
-    libzmq allocates a fresh buffer for every large message it receives. With
-    glibc's default trim and mmap thresholds those megabytes go back to the
-    kernel on free and fault in again, zero-filled, on the next receive, which
-    costs about as much as the transfer itself. Set DISTTORCH_MALLOC_TUNING=0
-    to keep the defaults.
-    """
-    if os.environ.get("DISTTORCH_MALLOC_TUNING", "1") == "0":
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_trim_threshold, 512 << 20)
-    mallopt(m_mmap_threshold, 32 << 20)
+# libzmq allocates a fresh buffer for every large message it receives; with glibc's default
+# thresholds those megabytes go back to the kernel on free and fault in again, zero-filled, on the
+# next receive, which costs about as much as the transfer itself.
+_RECEIVE_HEAP_KEPT_BYTES = 512 << 20
 
 
 class Transport:
@@ -136,7 +122,7 @@ class Transport:
         self.rank = rank
         self.world_size = world_size
         self._secret = secret
-        _keep_freed_memory_mapped()
+        heap.keep_freed_heap(_RECEIVE_HEAP_KEPT_BYTES)
         self._context = zmq.Context()
         self._token = auth.new_nonce()
         self._gate = handshake.bind_handler(self._context)

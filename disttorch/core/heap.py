@@ -6,7 +6,8 @@ step's working set is larger than that: the heap shrinks after backward and the 
 its memory back in (about 3000 faults, 15% of a small CNN's step on one core). Pinning the thresholds
 to glibc's own ceilings (32 MiB mmap threshold, the most its dynamic rule reaches; twice that for the
 trim threshold) keeps up to 64 MiB of freed heap, in line with what glibc does for any process whose
-arrays reach 32 MiB.
+arrays reach 32 MiB. A process that joins a process group keeps more (see comm/transport.py), since
+libzmq allocates every large received message afresh. DISTTORCH_MALLOC_TUNING=0 keeps glibc's defaults.
 """
 import ctypes
 import os
@@ -18,9 +19,10 @@ _MMAP_THRESHOLD_BYTES = 32 << 20
 _TRIM_THRESHOLD_BYTES = 64 << 20
 
 
-def keep_freed_heap():
-    """Apply the policy once, on glibc only, and never over settings the user made through the environment."""
-    if not sys.platform.startswith("linux"):
+def keep_freed_heap(trim_bytes=_TRIM_THRESHOLD_BYTES):
+    """Keep up to `trim_bytes` of freed heap; on glibc only, and never over settings the user made
+    through the environment. Returns whether the policy was applied."""
+    if not sys.platform.startswith("linux") or os.environ.get("DISTTORCH_MALLOC_TUNING", "1") == "0":
         return False
     if "MALLOC_TRIM_THRESHOLD_" in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ or \
             "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
@@ -33,4 +35,4 @@ def keep_freed_heap():
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
+        mallopt(_M_TRIM_THRESHOLD, trim_bytes))

@@ -26,7 +26,8 @@ def test_policy_applies_on_glibc():
 
 @glibc
 @pytest.mark.parametrize("setting", [{"MALLOC_TRIM_THRESHOLD_": "1000000"},
-                                     {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1000000"}], ids=str)
+                                     {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1000000"},
+                                     {"DISTTORCH_MALLOC_TUNING": "0"}], ids=str)
 def test_user_malloc_settings_are_left_alone(setting):
     assert _applied_in_fresh_process(setting) == "False"
 
