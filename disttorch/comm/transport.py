@@ -323,9 +323,10 @@ class Transport:
                     return None
                 return dealer.send(payload, zmq.NOBLOCK, copy=not track, track=track)
         except zmq.Again as error:
-            why = ("it left the job (destroy_process_group or exit)" if dst in self._left else
-                   "its connection is gone (the process likely died)")
-            raise RankFailure(f"rank {self.rank} cannot send to rank {dst}: {why}", dst) from error
+            # Worded as the receiving side words it: which path notices first is a race.
+            what = ("left the job (destroy_process_group or exit)" if dst in self._left else
+                    "lost its connection (the process likely died)")
+            raise RankFailure(f"rank {dst} {what}; rank {self.rank} cannot send to it", dst) from error
 
     def _send_control(self, dst, message):
         """Send a one-frame control message unless ``dst``'s connection is gone; whether it went."""
