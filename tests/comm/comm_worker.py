@@ -356,17 +356,16 @@ def scenario_stall():
     report(rank=RANK, error=_catch(lambda: dist.all_reduce(t(np.ones(100)))))
 
 
-def scenario_steady():
-    """Known all_reduces for a few seconds, verified each time, while a stranger interferes."""
-    dist.init_process_group("zmq", timeout=60)
+def _verified_all_reduces_until(stop_here):
+    """Known all_reduces, each verified, round after round until ``stop_here(rounds)`` is true on
+    some rank; returns how many checks passed."""
     check = Checker()
-    deadline = time.monotonic() + float(os.environ.get("STEADY_SECONDS", "3"))
     rounds = 0
     while True:
-        stop = t(np.array([time.monotonic() > deadline]))
+        stop = t(np.array([stop_here(rounds)]))
         dist.all_reduce(stop, op=ReduceOp.MAX)
         if stop.item():
-            break
+            return check.count
         for size in (10, 100_000):
             everyone = [values(rank, np.float32, size, rounds) for rank in range(WORLD)]
             tensor = t(everyone[RANK])
@@ -374,8 +373,15 @@ def scenario_steady():
             check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce under attack")
         rounds += 1
         time.sleep(0.02)
+
+
+def scenario_steady():
+    """Verified all_reduces for a few seconds while a stranger interferes."""
+    dist.init_process_group("zmq", timeout=60)
+    deadline = time.monotonic() + float(os.environ.get("STEADY_SECONDS", "3"))
+    checks = _verified_all_reduces_until(lambda rounds: time.monotonic() > deadline)
     dist.destroy_process_group()
-    report(rank=RANK, checks=check.count)
+    report(rank=RANK, checks=checks)
 
 
 def scenario_until_stopped():
@@ -384,24 +390,15 @@ def scenario_until_stopped():
     dist.init_process_group("zmq", timeout=60)
     import disttorch.comm as comm
     store = comm.world().store
-    check = Checker()
-    rounds = 0
-    while True:
+
+    def stop_here(rounds):
         if rounds == 20:
             store.set(f"flood/ready/{RANK}", "1")
-        stop = t(np.array([RANK == 0 and store.check(["flood/stop"])]))
-        dist.all_reduce(stop, op=ReduceOp.MAX)
-        if stop.item():
-            break
-        for size in (10, 100_000):
-            everyone = [values(rank, np.float32, size, rounds) for rank in range(WORLD)]
-            tensor = t(everyone[RANK])
-            dist.all_reduce(tensor)
-            check.equal(tensor, functools.reduce(np.add, everyone), "all_reduce under attack")
-        rounds += 1
-        time.sleep(0.02)
+        return RANK == 0 and store.check(["flood/stop"])
+
+    checks = _verified_all_reduces_until(stop_here)
     dist.destroy_process_group()
-    report(rank=RANK, checks=check.count)
+    report(rank=RANK, checks=checks)
 
 
 def scenario_shm_fallback():
