@@ -8,8 +8,6 @@ from .optimizer import (
     _check_eps,
     _check_lr,
     _check_non_negative,
-    _scalar_step_tensor,
-    _zeros_state,
 )
 
 
@@ -17,6 +15,11 @@ def _check_betas(betas):
     for index, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+
+
+def _moment_names(group):
+    """Adam's per-parameter buffers, in PyTorch's state order."""
+    return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
 
 class Adam(Optimizer):
@@ -34,13 +37,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        state["exp_avg"] = _zeros_state(param)
-        state["exp_avg_sq"] = _zeros_state(param)
-        if group["amsgrad"]:
-            state["max_exp_avg_sq"] = _zeros_state(param)
-        return state
+        return self._fresh_state(param, _moment_names(group))
 
     def _update(self, param, grad, group):
         data = param._data
@@ -65,7 +62,7 @@ class Adam(Optimizer):
             return
         lr, weight_decay = group["lr"], group["weight_decay"]
         decoupled = group["decoupled_weight_decay"]
-        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        names = _moment_names(group)
         flat = self._flat_state(params, names)
         if decoupled and weight_decay != 0:
             for p in params:

@@ -7,8 +7,6 @@ from .optimizer import (
     _check_eps,
     _check_lr,
     _check_non_negative,
-    _scalar_step_tensor,
-    _zeros_state,
 )
 
 
@@ -25,11 +23,7 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        state["exp_avg"] = _zeros_state(param)
-        state["exp_inf"] = _zeros_state(param)
-        return state
+        return self._fresh_state(param, ("exp_avg", "exp_inf"))
 
     def _update(self, param, grad, group):
         data = param._data

@@ -1,13 +1,10 @@
 """ASGD (Polyak & Juditsky): SGD with a decaying step size that also keeps a running average of the iterates
 (state 'ax'), averaging from step t0 on."""
-from ..core.backend import get_array_module
 from .optimizer import (
     Optimizer,
     _check_differentiable,
     _check_lr,
     _check_non_negative,
-    _scalar_step_tensor,
-    _zeros_state,
 )
 
 
@@ -22,13 +19,7 @@ class ASGD(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        # eta and mu are 0-dim tensors in the step counter's dtype, as in PyTorch, so they round alike.
-        state["eta"] = _scalar_step_tensor(group["lr"])
-        state["mu"] = _scalar_step_tensor(1.0)
-        state["ax"] = _zeros_state(param)
-        return state
+        return self._fresh_state(param, ("ax",), eta=group["lr"], mu=1.0)
 
     def _update(self, param, grad, group):
         data = param._data

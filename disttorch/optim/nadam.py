@@ -7,8 +7,6 @@ from .optimizer import (
     _check_eps,
     _check_lr,
     _check_non_negative,
-    _scalar_step_tensor,
-    _zeros_state,
 )
 
 
@@ -28,14 +26,8 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        # The running product of the momentum schedule is kept in the step counter's dtype, as in PyTorch, so
-        # the products round alike.
-        state["mu_product"] = _scalar_step_tensor(1.0)
-        state["exp_avg"] = _zeros_state(param)
-        state["exp_avg_sq"] = _zeros_state(param)
-        return state
+        # mu_product: the running product of the momentum schedule.
+        return self._fresh_state(param, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
 
     def _update(self, param, grad, group):
         data = param._data

@@ -233,6 +233,18 @@ class Optimizer:
     def _update(self, param, grad, group):
         raise NotImplementedError(f"{type(self).__name__} must implement step() or _update()")
 
+    def _fresh_state(self, param, zero_buffers, **scalars):
+        """`param`'s first state, keyed in PyTorch's order: the step counter, then `scalars` as 0-dim
+        tensors in the counter's dtype (so they round as PyTorch's do), then the named buffers, zeros
+        shaped, typed and placed like `param`."""
+        state = self.state[param]
+        state["step"] = _scalar_step_tensor()
+        for name, value in scalars.items():
+            state[name] = _scalar_step_tensor(value)
+        for name in zero_buffers:
+            state[name] = _zeros_state(param)
+        return state
+
     def _scratch_like(self, array, slot=0, size=None):
         """A reusable temporary shaped like `array` (or flat, of `size` elements): one flat buffer per slot,
         sized by the largest request, so a step allocates nothing per parameter."""

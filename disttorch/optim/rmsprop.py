@@ -6,8 +6,6 @@ from .optimizer import (
     _check_eps,
     _check_lr,
     _check_non_negative,
-    _scalar_step_tensor,
-    _zeros_state,
 )
 
 
@@ -26,14 +24,8 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param, group):
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        state["square_avg"] = _zeros_state(param)
-        if group["momentum"] > 0:
-            state["momentum_buffer"] = _zeros_state(param)
-        if group["centered"]:
-            state["grad_avg"] = _zeros_state(param)
-        return state
+        return self._fresh_state(param, ("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ())
+                                 + (("grad_avg",) if group["centered"] else ()))
 
     def _update(self, param, grad, group):
         data = param._data

@@ -2,7 +2,7 @@
 gradients; the gradient's magnitude is never used."""
 from ..core.backend import get_array_module
 from ..core.tensor import Tensor
-from .optimizer import Optimizer, _check_differentiable, _check_lr, _scalar_step_tensor, _zeros_state
+from .optimizer import Optimizer, _check_differentiable, _check_lr
 
 
 class Rprop(Optimizer):
@@ -18,9 +18,7 @@ class Rprop(Optimizer):
 
     def _init_state(self, param, group):
         xp = get_array_module(param._data)
-        state = self.state[param]
-        state["step"] = _scalar_step_tensor()
-        state["prev"] = _zeros_state(param)
+        state = self._fresh_state(param, ("prev",))
         state["step_size"] = Tensor._wrap(xp.full_like(param._data, group["lr"]))
         return state
 
