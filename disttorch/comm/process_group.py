@@ -204,7 +204,10 @@ class ProcessGroup:
                 transport.raise_if_aborted(ch._ctx)
                 return body(ch)
             except DistError as error:
-                self._failure = error
+                # Errors found here without a peer's abort (a send that finds a peer gone)
+                # must still reach the others, or a peer still waiting on this rank would
+                # blame it for leaving instead of naming the rank that failed.
+                self._failure = transport.abort(ch._ctx, error)
                 raise
             except Exception as error:
                 # Anything else (a bad buffer, a numpy error) would leave the peers

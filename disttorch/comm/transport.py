@@ -569,7 +569,12 @@ class Transport:
         return self.abort(ctx, error)
 
     def abort(self, ctx, error):
-        """Tell the rest of the group to stop waiting, then hand back ``error`` to raise."""
+        """Tell the rest of the group to stop waiting, then hand back ``error`` to raise.
+
+        Once per group: after the first abort (ours or a peer's) every member already knows.
+        """
+        if ctx.group_id in self._aborts:
+            return error
         failed_rank = getattr(error, "rank", -1)
         message = msgpack.packb([ABORT, ctx.group_id, ctx.seq, type(error).__name__,
                                  str(error), failed_rank])

@@ -339,6 +339,31 @@ def scenario_kill():
     report(rank=RANK, **error)
 
 
+def scenario_send_finds_peer_gone():
+    """Rank 2 waits on rank 0 inside an all_reduce; rank 1 dies; rank 0 enters only then, so its
+    first send finds rank 1 gone, and it reports that and exits."""
+    dist.init_process_group("zmq", timeout=60)
+    pids = t(np.zeros(WORLD, np.int64))
+    pids[RANK] = os.getpid()
+    dist.all_reduce(pids)
+    tensor = t(np.zeros(1 << 18, np.float32))
+    if RANK == 1:
+        time.sleep(0.3)  # rank 2 is inside the all_reduce by now
+        os.kill(os.getpid(), signal.SIGKILL)
+    if RANK == 0:
+        while _alive(int(pids[1])):
+            time.sleep(0.005)
+    report(rank=RANK, **_catch(lambda: dist.all_reduce(tensor)))
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def scenario_mismatch():
     dist.init_process_group("zmq", timeout=30)
     other_group = dist.new_group(list(range(WORLD)))

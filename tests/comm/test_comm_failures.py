@@ -30,6 +30,22 @@ def test_killed_rank_is_named_by_survivors_within_seconds(path):
 
 
 @pytest.mark.timeout(60)
+def test_rank_whose_send_finds_a_peer_gone_makes_the_others_name_that_peer():
+    # Rank 0 fails on a send, not a wait, then exits: rank 2, waiting on rank 0, must still be
+    # told that rank 1 is the cause rather than see rank 0 leave without its part.
+    procs, _ = start_job("send_finds_peer_gone", 3)
+    results = finish_job(procs, timeout=50)
+    assert results[1][0] != 0  # killed
+    for rank in (0, 2):
+        code, output = results[rank]
+        assert code == 0, output
+        (error,) = reports(output)
+        assert error["type"] == "RankFailure", error
+        assert error["failed_rank"] == 1, error
+        assert "rank 1" in error["message"], error
+
+
+@pytest.mark.timeout(60)
 def test_mismatched_calls_raise_on_every_rank_naming_both_sides():
     procs, _ = start_job("mismatch", 3)
     results = finish_job(procs, timeout=50)
