@@ -4,7 +4,8 @@ Modelled on PyTorch's NCCL flight recorder (TORCH_NCCL_TRACE_BUFFER_SIZE). Each 
 ProcessGroup runs takes one slot of a fixed ring of ``DISTTORCH_TRACE_BUFFER_SIZE`` slots (default
 2000; 0 turns recording off): op, group, sequence number, input sizes and dtypes, wall-clock times
 and its state (scheduled, started, completed, failed), plus the error and the ranks it blamed when
-it failed. Recording stores references to values the collective already holds (shape tuples, dtype
+it failed. Point-to-point send and recv take slots too (numbered apart, with the peer and the tag),
+so a rank stuck in a recv says whom it waits for. Recording stores references to values the collective already holds (shape tuples, dtype
 objects); names, strings and JSON are only made when the record is written.
 
 When a collective fails on a timeout, a dead peer, a mismatch or a peer's abort, the rank writes
@@ -29,12 +30,13 @@ import numpy as np
 from disttorch._atomic_write import atomic_write
 
 DEFAULT_BUFFER_SIZE = 2000
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SCHEDULED, STARTED, COMPLETED, FAILED = "scheduled", "started", "completed", "failed"
+P2P_OPS = ("send", "recv")
 
 # One slot is a list, so a state change is one in-place store; these name its positions.
 (_ID, _GROUP, _GROUP_RANKS, _SEQ, _OP, _SIZES, _DTYPES, _REDUCE_OP, _STATE, _CREATED, _STARTED,
- _ENDED, _ERROR, _BLAMED) = range(14)
+ _ENDED, _ERROR, _BLAMED, _PEER, _TAG) = range(16)
 
 
 def buffer_size_from_env(environ=os.environ):
@@ -61,13 +63,17 @@ class FlightRecorder:
         self.rank = None
         self.world_size = None
 
-    def record(self, group_id, group_ranks, seq, op, sizes, dtypes, reduce_op):
-        """Take the next slot for a collective just scheduled; returns it (None when disabled)."""
+    def record(self, group_id, group_ranks, seq, op, sizes, dtypes, reduce_op, peer=None, tag=None):
+        """Take the next slot for a collective just scheduled; returns it (None when disabled).
+
+        Point-to-point sends and receives are recorded too, numbered apart from the group's
+        collectives, with the peer's global rank (None: a receive from any rank) and the tag.
+        """
         if not self.capacity:
             return None
         record_id = next(self._ids)
         entry = [record_id, group_id, group_ranks, seq, op, sizes, dtypes, reduce_op, SCHEDULED,
-                 time.time_ns(), None, None, None, None]
+                 time.time_ns(), None, None, None, None, peer, tag]
         self._slots[record_id % self.capacity] = entry
         return entry
 
@@ -143,6 +149,8 @@ def _as_dict(entry):
         "time_ended_ns": entry[_ENDED],
         "error": entry[_ERROR],
         "blamed_ranks": entry[_BLAMED],
+        "peer": entry[_PEER],
+        "tag": entry[_TAG],
     }
 
 
@@ -241,6 +249,11 @@ def _pending(entry, now_ns):
 
 def _name(entry):
     group = "" if entry["group_id"] == 0 else f" of group {entry['group_id']}"
+    if entry["op"] in P2P_OPS:
+        peer = entry.get("peer")
+        toward = "to" if entry["op"] == "send" else "from"
+        return (f"{entry['op']} #{entry['seq']}{group} {toward} "
+                f"{'any rank' if peer is None else f'rank {peer}'} (tag {entry.get('tag')})")
     return f"{entry['op']} #{entry['seq']}{group}"
 
 

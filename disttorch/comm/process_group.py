@@ -6,6 +6,7 @@ any layout or device into the flat, contiguous host buffers the algorithms in
 collectives.py expect. Ranks passed to its methods are group ranks.
 """
 import enum
+import itertools
 import os
 import urllib.parse
 import weakref
@@ -123,6 +124,8 @@ class ProcessGroup:
         self.rank = self.ranks.index(world.rank)
         self.size = len(self.ranks)
         self._seq = 0
+        # next() is one C call: user threads sending at once never share a number.
+        self._p2p_seq = itertools.count(1)
         self._failure = None
         self._recorder = flight_recorder.recorder()
         self._dumped_record = False
@@ -397,7 +400,8 @@ class ProcessGroup:
             trackers = []
             algo.send_array(channel, 0, flat, trackers)
             channel.wait_sent(trackers)
-        world.executor.run(job, f"send to rank {peer}", False)
+        world.executor.run(self._recorded_p2p("send", peer, tag, flat, job),
+                           f"send to rank {peer}", False)
 
     def recv(self, array, src=None, tag=0):
         """Receive into ``array`` from group rank ``src`` (any rank if None); returns the sender."""
@@ -421,8 +425,24 @@ class ProcessGroup:
             if copy_back:
                 copy_back()
             sources["rank"] = sender
-        world.executor.run(job, f"recv from rank {src}", False)
+        world.executor.run(self._recorded_p2p("recv", None if src is None else self.ranks[src], tag,
+                                              out, job), f"recv from rank {src}", False)
         return self.ranks.index(sources["rank"])
+
+    def _recorded_p2p(self, op, peer, tag, flat, body):
+        """``body`` with its own flight-recorder entry (``peer`` a global rank or None)."""
+        entry = self._recorder.record(self.group_id, self.ranks, next(self._p2p_seq), op,
+                                      (flat.shape,), (flat.dtype,), None, peer=peer, tag=tag)
+
+        def job():
+            flight_recorder.started(entry)
+            try:
+                body()
+            except BaseException as error:
+                self._record_failure(entry, error)
+                raise
+            flight_recorder.completed(entry)
+        return job
 
     def has_message(self, src, tag=0):
         """Whether ``recv(src, tag)`` would find its first message already here."""

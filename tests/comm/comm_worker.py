@@ -364,6 +364,24 @@ def _alive(pid):
         return False
 
 
+def scenario_p2p_record():
+    """Rank 1 receives two of rank 0's sends, then waits for a third that never comes (its own
+    timeout is short; rank 0's is not, so it waits for rank 1's all-clear)."""
+    dist.init_process_group("zmq", timeout=2 if RANK == 1 else 60)
+    buffer = t(np.zeros(3, np.float32))
+    if RANK == 0:
+        for _ in range(2):
+            dist.send(t(np.ones(3, np.float32)), dst=1, tag=5)
+        dist.recv(buffer, src=1, tag=9)
+        report(rank=RANK)
+        return
+    for _ in range(2):
+        dist.recv(buffer, src=0, tag=5)
+    error = _catch(lambda: dist.recv(buffer, src=0, tag=5))
+    dist.send(buffer, dst=0, tag=9)
+    report(rank=RANK, error=error)
+
+
 def scenario_mismatch():
     dist.init_process_group("zmq", timeout=30)
     other_group = dist.new_group(list(range(WORLD)))

@@ -7,7 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from comm_harness import REPO, free_port
+from comm_harness import REPO, assert_all_ok, finish_job, free_port, reports, start_job
 
 from disttorch.comm import flight_recorder
 from disttorch.comm.errors import CollectiveTimeout, RankFailure
@@ -99,3 +99,26 @@ def test_zero_buffer_size_turns_recording_off(tmp_path):
     assert os.path.dirname(path) == str(tmp_path / "traces")
     record = json.loads(open(path).read())
     assert record["buffer_size"] == 0 and record["entries"] == []
+
+
+@pytest.mark.timeout(90)
+def test_point_to_point_sends_and_receives_are_recorded_with_peer_and_tag(tmp_path):
+    procs, _ = start_job("p2p_record", 2, env={"DISTTORCH_TRACE_DUMP_DIR": str(tmp_path)})
+    results = finish_job(procs, timeout=60)
+    assert_all_ok(results)
+    error = reports(results[1][1])[0]["error"]
+    assert error is not None and error["type"] == "CollectiveTimeout", error
+    assert str(tmp_path / "disttorch-trace-rank1.json") in error["message"], error
+    # Rank 1 wrote at the failure and again at exit; the later file holds the all-clear send too.
+    # (init_process_group's own barrier is collective #1; the point-to-point ops count apart.)
+    waiting = json.loads((tmp_path / "disttorch-trace-rank1.json").read_text())["entries"][1:]
+    assert [(e["op"], e["seq"], e["peer"], e["tag"], e["state"]) for e in waiting] == [
+        ("recv", 1, 0, 5, "completed"), ("recv", 2, 0, 5, "completed"),
+        ("recv", 3, 0, 5, "failed"), ("send", 4, 0, 9, "completed")]
+    assert waiting[2]["blamed_ranks"] == [0] and waiting[2]["input_sizes"] == [[3]]
+    assert flight_recorder.where(waiting[:3], waiting[2]["time_ended_ns"]).startswith(
+        "failed in recv #3 from rank 0 (tag 5) after ")
+    sender = json.loads((tmp_path / "disttorch-trace-rank0.json").read_text())["entries"][1:]
+    assert [(e["op"], e["peer"], e["tag"], e["state"]) for e in sender] == [
+        ("send", 1, 5, "completed"), ("send", 1, 5, "completed"), ("recv", 1, 9, "completed")]
+    assert sender[0]["reduce_op"] is None and sender[0]["input_dtypes"] == ["float32"]

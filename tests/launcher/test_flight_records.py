@@ -44,7 +44,8 @@ STALLING_JOB = """
 """
 
 ENTRY_FIELDS = {"record_id", "group_id", "group_ranks", "seq", "op", "input_sizes", "input_dtypes", "reduce_op",
-                "state", "time_created_ns", "time_started_ns", "time_ended_ns", "error", "blamed_ranks"}
+                "state", "time_created_ns", "time_started_ns", "time_ended_ns", "error", "blamed_ranks",
+                "peer", "tag"}
 
 
 def _records(folder):
