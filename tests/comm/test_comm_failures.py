@@ -16,16 +16,7 @@ from disttorch.comm import TCPStore
 def test_killed_rank_is_named_by_survivors_within_seconds(path):
     # The 1 MiB all_reduces take the shared-memory path unless it is turned off.
     procs, _ = start_job("kill", 3, env={"DISTTORCH_SHM": "0" if path == "sockets" else "1"})
-    results = finish_job(procs, timeout=50)
-    assert shm_files_of(procs) == []
-    assert results[1][0] != 0  # killed
-    for rank in (0, 2):
-        code, output = results[rank]
-        assert code == 0, output
-        (error,) = reports(output)
-        assert error["type"] == "RankFailure", error
-        assert error["failed_rank"] == 1, error
-        assert "rank 1" in error["message"]
+    for error in _survivors_name_killed_rank_1(procs):
         assert error["since_last_success"] < 10, error
 
 
@@ -33,9 +24,15 @@ def test_killed_rank_is_named_by_survivors_within_seconds(path):
 def test_rank_whose_send_finds_a_peer_gone_makes_the_others_name_that_peer():
     # Rank 0 fails on a send, not a wait, then exits: rank 2, waiting on rank 0, must still be
     # told that rank 1 is the cause rather than see rank 0 leave without its part.
-    procs, _ = start_job("send_finds_peer_gone", 3)
+    _survivors_name_killed_rank_1(start_job("send_finds_peer_gone", 3)[0])
+
+
+def _survivors_name_killed_rank_1(procs):
+    """Ranks 0 and 2 each report one RankFailure that names rank 1; returns those reports."""
     results = finish_job(procs, timeout=50)
+    assert shm_files_of(procs) == []
     assert results[1][0] != 0  # killed
+    errors = []
     for rank in (0, 2):
         code, output = results[rank]
         assert code == 0, output
@@ -43,6 +40,8 @@ def test_rank_whose_send_finds_a_peer_gone_makes_the_others_name_that_peer():
         assert error["type"] == "RankFailure", error
         assert error["failed_rank"] == 1, error
         assert "rank 1" in error["message"], error
+        errors.append(error)
+    return errors
 
 
 @pytest.mark.timeout(60)
