@@ -4,9 +4,11 @@ Every scenario trains with DDP and compares against a single-process reference c
 from the same data (the concatenation of every rank's slice). Each scenario prints one JSON line
 {"scenario": name, "passed": true}; any failure raises, which exits non-zero.
 """
+import gc
 import json
 import os
 import sys
+import weakref
 
 import numpy as np
 
@@ -167,6 +169,21 @@ def equivalence(kind, **ddp_kwargs):
 # ---- scenarios ----------------------------------------------------------------------------------
 def scenario_mlp():
     equivalence(MLP)
+
+
+def scenario_rewrapped_model():
+    """A model wrapped again (as an in-process restart does) trains as with one wrapper, and the
+    first wrapper's reducer, hooks and buckets are gone with it."""
+    data = dataset(MLP)
+    reference = train(build(MLP), global_batches(data))
+    model = build(MLP)
+    first = DDP(model)
+    first_reducer = weakref.ref(first.reducer)
+    del first
+    gc.collect()
+    assert first_reducer() is None, "the first DDP's reducer outlived it"
+    assert all(not p._post_acc_hooks for p in model.parameters()), "the first DDP's hooks stayed"
+    assert_same(train(DDP(model), my_batches(data)), reference, "MLP wrapped twice")
 
 
 def scenario_cnn_syncbn():

@@ -17,7 +17,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 JOB_TIMEOUT = 120
 
 EVERY_WORLD = ["mlp", "cnn_syncbn", "lstm", "no_sync", "unused_parameters", "unused_parameters_with_no_sync",
-               "small_buckets", "wide_mlp"]
+               "small_buckets", "wide_mlp", "rewrapped_model"]
 TWO_RANKS_ONLY = ["parameters_broadcast_from_rank0", "shape_mismatch_names_parameter_and_ranks",
                   "unused_without_detection_raises", "comm_hooks", "powersgd",
                   "error_feedback", "checkpoint_resume"]

@@ -10,6 +10,7 @@ order.
 """
 import os
 import time
+import weakref
 
 import numpy as np
 
@@ -160,7 +161,16 @@ class Reducer:
         self.reduce_at_end = self._agree_to_reduce_at_end()
         # One flat buffer per dtype for the all-reduce at the end (see _agree_to_reduce_at_end).
         self._staging = {}
-        self._handles = [p.register_post_accumulate_grad_hook(self._on_grad_ready) for p in params]
+        # The hooks reach the reducer through a weak reference and go with it, as torch's do: a model
+        # wrapped again (after a restart) must not keep every earlier reducer and its buckets alive.
+        on_ready = weakref.WeakMethod(self._on_grad_ready)
+
+        def hook(param):
+            method = on_ready()
+            if method is not None:
+                method(param)
+        handles = [p.register_post_accumulate_grad_hook(hook) for p in params]
+        weakref.finalize(self, _remove_handles, handles)
 
     def _agree_to_reduce_at_end(self):
         """Whether built-in averaging waits for the end of backward and then all-reduces every bucket
@@ -424,6 +434,7 @@ class Reducer:
         return {"buckets": rows, "origin": origin, "backward_done": self._step_marks["backward_done"] - origin,
                 "finalized": self._step_marks["finalized"] - origin, "synced": self._step_marks["synced"] - origin}
 
-    def remove_hooks(self):
-        for handle in self._handles:
-            handle.remove()
+
+def _remove_handles(handles):
+    for handle in handles:
+        handle.remove()
