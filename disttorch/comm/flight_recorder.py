@@ -5,8 +5,9 @@ ProcessGroup runs takes one slot of a fixed ring of ``DISTTORCH_TRACE_BUFFER_SIZ
 2000; 0 turns recording off): op, group, sequence number, input sizes and dtypes, wall-clock times
 and its state (scheduled, started, completed, failed), plus the error and the ranks it blamed when
 it failed. Point-to-point send and recv take slots too (numbered apart, with the peer and the tag),
-so a rank stuck in a recv says whom it waits for. Recording stores references to values the collective already holds (shape tuples, dtype
-objects); names, strings and JSON are only made when the record is written.
+so a rank stuck in a recv says whom it waits for. Recording stores references to values the
+collective already holds (shape tuples, dtype objects); names, strings and JSON are only made when
+the record is written.
 
 When a collective fails on a timeout, a dead peer, a mismatch or a peer's abort, the rank writes
 ``disttorch-trace-rank<R>.json`` into ``DISTTORCH_TRACE_DUMP_DIR`` (default: the temp

@@ -410,9 +410,9 @@ class ProcessGroup:
         world = self._world
         expected = [DATA, P2P_GROUP, tag, "send", out.dtype.str, out.size, ""]
         sources = {}
+        peer = None if src is None else self.ranks[src]
 
         def job():
-            peer = None if src is None else self.ranks[src]
             ctx = OpContext(P2P_GROUP, [] if peer is None else [peer], tag,
                             f"recv(tag={tag})", world.timeout)
             sender, fields, first = world.transport.recv_p2p(peer, tag, ctx)
@@ -425,8 +425,8 @@ class ProcessGroup:
             if copy_back:
                 copy_back()
             sources["rank"] = sender
-        world.executor.run(self._recorded_p2p("recv", None if src is None else self.ranks[src], tag,
-                                              out, job), f"recv from rank {src}", False)
+        world.executor.run(self._recorded_p2p("recv", peer, tag, out, job),
+                           f"recv from rank {src}", False)
         return self.ranks.index(sources["rank"])
 
     def _recorded_p2p(self, op, peer, tag, flat, body):
